@@ -1,0 +1,27 @@
+import type { CloseCode as CloseCodeType, ErrorFrameCode as ErrorFrameCodeType } from '../types/index'
+
+/** Close codes the plugin sends (RFC 6455, section 7.4.1). */
+export const CloseCode: typeof CloseCodeType = Object.freeze({
+  GOING_AWAY: 1001,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011
+} as const)
+
+/** `code` of the error frames sent to clients. */
+export const ErrorFrameCode: typeof ErrorFrameCodeType = Object.freeze({
+  INVALID_JSON: 'INVALID_JSON',
+  INVALID_MESSAGE: 'INVALID_MESSAGE'
+} as const)
+
+/** Room names are non-empty strings up to this many characters. */
+export const MAX_ROOM_NAME_LENGTH = 256
+
+/** ws's OPEN readyState, kept here so the hot path compares against a constant. */
+export const OPEN = 1
+
+/**
+ * Inbound messages held for one connection before its socket is paused: a
+ * client that sends faster than `onMessage` completes is slowed down at the
+ * TCP level instead of growing the server's memory.
+ */
+export const INBOUND_HIGH_WATER_MARK = 1024

@@ -1,0 +1,67 @@
+import createError from '@fastify/error'
+import type { errors as ErrorsType } from '../types/index'
+
+/**
+ * Every coded error of the plugin. The key is the code; `%s` arguments say
+ * what was received. test/errors.test.ts keeps this table, the codes and
+ * types/index.d.ts in agreement.
+ */
+export const errors: typeof ErrorsType = {
+  FST_NEXUS_INVALID_OPTION: createError<'FST_NEXUS_INVALID_OPTION', [string, string, string]>(
+    'FST_NEXUS_INVALID_OPTION',
+    'Invalid option "%s": expected %s, received %s',
+    500,
+    TypeError
+  ),
+  FST_NEXUS_INVALID_ROUTE: createError<'FST_NEXUS_INVALID_ROUTE', [string, string, string, string]>(
+    'FST_NEXUS_INVALID_ROUTE',
+    'Invalid ws route "%s": "%s" must be %s, received %s',
+    500,
+    TypeError
+  ),
+  FST_NEXUS_INVALID_ROOM: createError<'FST_NEXUS_INVALID_ROOM', [string]>(
+    'FST_NEXUS_INVALID_ROOM',
+    'Invalid room name %s: a room name is a non-empty string of at most 256 characters',
+    500,
+    TypeError
+  ),
+  FST_NEXUS_UNKNOWN_SOCKET: createError<'FST_NEXUS_UNKNOWN_SOCKET', [string]>(
+    'FST_NEXUS_UNKNOWN_SOCKET',
+    'Expected the socket of an app.ws() connection, received %s',
+    500,
+    TypeError
+  ),
+  FST_NEXUS_ROOMS_DISABLED: createError<'FST_NEXUS_ROOMS_DISABLED', [string]>(
+    'FST_NEXUS_ROOMS_DISABLED',
+    'Rooms are disabled on the ws route "%s" (rooms: false)'
+  ),
+  FST_NEXUS_INVALID_DATA: createError<'FST_NEXUS_INVALID_DATA', [string]>(
+    'FST_NEXUS_INVALID_DATA',
+    'Cannot encode the data to send: %s',
+    500,
+    TypeError
+  ),
+  FST_NEXUS_UNAUTHORIZED: createError<'FST_NEXUS_UNAUTHORIZED', 401, []>(
+    'FST_NEXUS_UNAUTHORIZED',
+    'Unauthorized',
+    401
+  ),
+  FST_NEXUS_SHUTTING_DOWN: createError<'FST_NEXUS_SHUTTING_DOWN', 503, []>(
+    'FST_NEXUS_SHUTTING_DOWN',
+    'The server is shutting down',
+    503
+  )
+}
+
+/** A short, bounded description of a received value for error messages. */
+export function describe (value: unknown): string {
+  if (typeof value === 'string') {
+    const shown = value.length > 60 ? `${value.slice(0, 60)}…` : value
+    return `the string ${JSON.stringify(shown)}${value.length > 60 ? ` (${value.length} characters)` : ''}`
+  }
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'null prototype'})`
+  if (typeof value === 'function') return 'a function'
+  return `${typeof value} ${String(value)}`
+}

@@ -1,0 +1,4 @@
+/** The Connection behind a ws socket of an `app.ws` route. */
+export const kConnection = Symbol('nexus.connection')
+/** The WebSocketContext built before the upgrade (by `auth`), stored on the Fastify request. */
+export const kContext = Symbol('nexus.context')
