@@ -1,7 +1,7 @@
 import type { RawData, WebSocket } from 'ws'
 import type { AdapterMember, EncodedMessage, WebSocketRouteConfig } from '../types/index'
 import type { Context } from './context'
-import { CloseCode, INBOUND_HIGH_WATER_MARK, OPEN } from './constants'
+import { ABNORMAL_CLOSURE, CloseCode, INBOUND_HIGH_WATER_MARK, OPEN } from './constants'
 import { InvalidMessage } from './codec'
 import { kConnection } from './symbols'
 
@@ -48,6 +48,8 @@ export class Connection implements AdapterMember {
   /** the connect phase failed or the socket closed during it: inbound frames are ignored */
   private dropping = false
   private draining: Promise<void> | null = null
+  /** the code of the close frame this side sent first, if it did */
+  private sentCloseCode: number | undefined
   private readonly connecting: Promise<void>
 
   constructor (registry: ConnectionRegistry, route: RouteState, socket: WebSocket, ctx: Context) {
@@ -75,7 +77,9 @@ export class Connection implements AdapterMember {
   }
 
   close (code: number, reason: string): void {
-    if (this.socket.readyState <= OPEN) this.socket.close(code, reason)
+    if (this.socket.readyState > OPEN) return
+    this.sentCloseCode ??= code
+    this.socket.close(code, reason)
   }
 
   /** The connection of a socket, when it belongs to an `app.ws` route. */
@@ -148,6 +152,9 @@ export class Connection implements AdapterMember {
 
   onSocketClose (code: number, reason: Buffer): void {
     this.closed = true
+    // 1006 means no close frame came back; when this side closed first, its
+    // own code says why (1009, 1011, 1001…), which is what onClose should see.
+    if (code === ABNORMAL_CLOSURE && this.sentCloseCode !== undefined) code = this.sentCloseCode
     // Leave every room first: onClose may broadcast to rooms the socket was in.
     this.registry.detach(this)
     void this.finish(code, reason)
@@ -184,10 +191,25 @@ export class Connection implements AdapterMember {
     }
   }
 
+  noteProtocolError (code: string | undefined): void {
+    this.sentCloseCode ??= closeCodeOf(code)
+  }
+
   private drop (): void {
     this.dropping = true
     this.queue.length = 0
     if (this.socket.isPaused) this.socket.resume()
+  }
+}
+
+/** The close code ws sends for each of its receiver errors (its documented `code` values). */
+function closeCodeOf (errorCode: string | undefined): number | undefined {
+  switch (errorCode) {
+    case 'WS_ERR_INVALID_UTF8': return CloseCode.INVALID_PAYLOAD
+    case 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH':
+    case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH': return CloseCode.MESSAGE_TOO_BIG
+    case undefined: return undefined
+    default: return errorCode.startsWith('WS_ERR_') ? CloseCode.PROTOCOL_ERROR : undefined
   }
 }
 
@@ -211,6 +233,9 @@ function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
   connectionOf(this).onSocketClose(code, reason)
 }
 
-function onSocketError (this: WebSocket, error: Error): void {
-  void connectionOf(this).report(error)
+function onSocketError (this: WebSocket, error: Error & { code?: string }): void {
+  const connection = connectionOf(this)
+  // ws has already sent a close frame for a protocol error; remember its code.
+  connection.noteProtocolError(error.code)
+  void connection.report(error)
 }

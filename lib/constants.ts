@@ -3,6 +3,8 @@ import type { CloseCode as CloseCodeType, ErrorFrameCode as ErrorFrameCodeType }
 /** Close codes the plugin sends (RFC 6455, section 7.4.1). */
 export const CloseCode: typeof CloseCodeType = Object.freeze({
   GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  INVALID_PAYLOAD: 1007,
   MESSAGE_TOO_BIG: 1009,
   INTERNAL_ERROR: 1011
 } as const)
@@ -12,6 +14,9 @@ export const ErrorFrameCode: typeof ErrorFrameCodeType = Object.freeze({
   INVALID_JSON: 'INVALID_JSON',
   INVALID_MESSAGE: 'INVALID_MESSAGE'
 } as const)
+
+/** The code ws reports when a connection ended without a close frame from the peer. */
+export const ABNORMAL_CLOSURE = 1006
 
 /** Room names are non-empty strings up to this many characters. */
 export const MAX_ROOM_NAME_LENGTH = 256

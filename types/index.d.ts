@@ -92,8 +92,11 @@ declare namespace nexusRealtime {
     query?: unknown
   }
 
+  // A member the generic leaves out, or leaves optional (as the default generic
+  // itself does), keeps its default: `app.ws('/x', …)` without type arguments
+  // gets `any` users and messages and a plain `Record<string, any>` metadata.
   type Field<G, K extends keyof WebSocketRouteGeneric, Default> =
-    K extends keyof G ? (unknown extends G[K] ? Default : G[K]) : Default
+    K extends keyof G ? ({} extends Pick<G, K> ? Default : G[K]) : Default
 
   export type UserOf<G> = Field<G, 'user', any>
   export type MessageOf<G> = Field<G, 'message', any>
@@ -118,7 +121,11 @@ declare namespace nexusRealtime {
     onConnect?: (socket: WebSocket, ctx: WebSocketContext<G>) => void | Promise<void>
     /** One call per inbound message, in arrival order, one at a time per connection. */
     onMessage?: (socket: WebSocket, message: MessageOf<G>, ctx: WebSocketContext<G>) => void | Promise<void>
-    /** Exactly once, after `onConnect` settled and after the socket left all its rooms. */
+    /**
+     * Exactly once, after `onConnect` settled and after the socket left all its rooms.
+     * `code` is the peer's close code or, when the server closed first and the peer
+     * never answered, the code the server sent (1001, 1009, 1011…).
+     */
     onClose?: (socket: WebSocket, ctx: WebSocketContext<G>, code: number, reason: Buffer) => void | Promise<void>
     /** Socket errors and every handler error. Without it they go to the request's logger. */
     onError?: (socket: WebSocket, error: Error, ctx: WebSocketContext<G>) => void | Promise<void>
@@ -298,6 +305,10 @@ declare namespace nexusRealtime {
   export const CloseCode: {
     /** the server is shutting down */
     readonly GOING_AWAY: 1001
+    /** a frame broke the WebSocket protocol */
+    readonly PROTOCOL_ERROR: 1002
+    /** a text frame was not valid UTF-8 */
+    readonly INVALID_PAYLOAD: 1007
     /** a frame was larger than `maxPayload` */
     readonly MESSAGE_TOO_BIG: 1009
     /** `beforeConnect` or `onConnect` threw */
