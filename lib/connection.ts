@@ -40,7 +40,8 @@ export class Connection implements AdapterMember {
   readonly route: RouteState
   /** set when the socket emitted 'close' */
   closed = false
-  private readonly registry: ConnectionRegistry
+  /** the manager this connection belongs to (an app has one) */
+  readonly registry: ConnectionRegistry
   /** inbound frames waiting for their turn, flattened as data, isBinary, data, isBinary… */
   private readonly queue: Array<Buffer | boolean> = []
   /** the connect phase ended with the socket open: queued messages may run */
@@ -202,14 +203,16 @@ export class Connection implements AdapterMember {
   }
 }
 
-/** The close code ws sends for each of its receiver errors (its documented `code` values). */
-function closeCodeOf (errorCode: string | undefined): number | undefined {
+/**
+ * The close code ws sent with a receiver error: ws emits 'error' on a server
+ * socket only for the frames it rejects, each with a documented `WS_ERR_*` code.
+ */
+function closeCodeOf (errorCode: string | undefined): number {
   switch (errorCode) {
     case 'WS_ERR_INVALID_UTF8': return CloseCode.INVALID_PAYLOAD
     case 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH':
     case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH': return CloseCode.MESSAGE_TOO_BIG
-    case undefined: return undefined
-    default: return errorCode.startsWith('WS_ERR_') ? CloseCode.PROTOCOL_ERROR : undefined
+    default: return CloseCode.PROTOCOL_ERROR
   }
 }
 

@@ -20,7 +20,8 @@ export class Context implements WebSocketContext {
   private childLog: FastifyBaseLogger | undefined
 
   constructor (request: FastifyRequest) {
-    const url = request.raw.url ?? '/'
+    // The URL as requested, before any rewriteUrl.
+    const url = request.originalUrl
     const queryStart = url.indexOf('?')
     this.path = queryStart === -1 ? url : url.slice(0, queryStart)
     this.query = request.query as Record<string, string | string[]>

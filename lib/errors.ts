@@ -59,7 +59,7 @@ export function describe (value: unknown): string {
     const shown = value.length > 60 ? `${value.slice(0, 60)}…` : value
     return `the string ${JSON.stringify(shown)}${value.length > 60 ? ` (${value.length} characters)` : ''}`
   }
-  if (value === null) return 'null'
+  if (value === null || value === undefined) return String(value)
   if (Array.isArray(value)) return 'an array'
   if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'null prototype'})`
   if (typeof value === 'function') return 'a function'

@@ -1,16 +1,22 @@
 import fp from 'fastify-plugin'
+import type nexusRealtimeTypes from '../types/index'
 import { MemoryAdapter } from './adapters/memory'
 import { CloseCode, ErrorFrameCode } from './constants'
 import { errors } from './errors'
 import { plugin } from './plugin'
 
 /** The public entry: `require()`, `import x from` and `import { nexusRealtime } from` all give the plugin. */
-const nexusRealtime = fp(plugin, {
+const nexusRealtime = Object.assign(fp(plugin, {
   fastify: '5.x',
   name: 'fastify-nexus-realtime'
-})
+}), { MemoryAdapter, errors, CloseCode, ErrorFrameCode }) as unknown as typeof nexusRealtimeTypes
+Object.assign(nexusRealtime, { default: nexusRealtime, nexusRealtime })
 
-module.exports = nexusRealtime
+export = nexusRealtime
+
+// Node's ESM loader finds the named exports of a CommonJS module by reading
+// `module.exports.name =` statements; tsc emits `module.exports = nexusRealtime`
+// after them, so the values come from the object above.
 module.exports.default = nexusRealtime
 module.exports.nexusRealtime = nexusRealtime
 module.exports.MemoryAdapter = MemoryAdapter

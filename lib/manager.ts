@@ -126,13 +126,13 @@ export class Manager implements WebSocketManager, ConnectionRegistry {
 
   roomsOf (socket: WebSocket): string[] {
     assertSocket(socket)
-    const connection = Connection.of(socket)
+    const connection = this.own(socket)
     return connection === undefined ? [] : [...this.adapter.roomsOf(connection)]
   }
 
   contextOf<G extends WebSocketRouteGeneric = WebSocketRouteGeneric> (socket: WebSocket): WebSocketContext<G> | undefined {
     assertSocket(socket)
-    return Connection.of(socket)?.ctx as WebSocketContext<G> | undefined
+    return this.own(socket)?.ctx as WebSocketContext<G> | undefined
   }
 
   get connections (): number {
@@ -168,7 +168,7 @@ export class Manager implements WebSocketManager, ConnectionRegistry {
   send (socket: WebSocket, data: unknown): boolean {
     assertSocket(socket)
     const message = encode(data)
-    const connection = Connection.of(socket)
+    const connection = this.own(socket)
     let written: boolean
     if (connection !== undefined) {
       written = connection.deliver(message)
@@ -193,15 +193,21 @@ export class Manager implements WebSocketManager, ConnectionRegistry {
     const set = new Set<AdapterMember>()
     for (const socket of Array.isArray(except) ? except : [except]) {
       assertSocket(socket)
-      const connection = Connection.of(socket)
+      const connection = this.own(socket)
       if (connection !== undefined) set.add(connection)
     }
     return set
   }
 
+  /** The connection of a socket of this app's `app.ws` routes (another app's sockets are not ours). */
+  private own (socket: WebSocket): Connection | undefined {
+    const connection = Connection.of(socket)
+    return connection !== undefined && connection.registry === this ? connection : undefined
+  }
+
   private connectionOf (socket: WebSocket): Connection {
     assertSocket(socket)
-    const connection = Connection.of(socket)
+    const connection = this.own(socket)
     if (connection === undefined) throw new errors.FST_NEXUS_UNKNOWN_SOCKET('a socket that does not belong to an app.ws() route')
     return connection
   }

@@ -21,7 +21,7 @@ const ADAPTER_METHODS = [
   'roomSize', 'membersOf', 'roomsOf', 'rooms', 'broadcast', 'close'
 ] as const
 
-function isPlainObject (value: unknown): value is Record<string, unknown> {
+function isPlainObject (value: unknown): boolean {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
@@ -29,13 +29,12 @@ function isNonNegativeInteger (value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0
 }
 
-export function normalizeOptions (options: NexusRealtimeOptions | undefined): NormalizedOptions {
-  if (!isPlainObject(options ?? {})) {
-    throw new errors.FST_NEXUS_INVALID_OPTION('options', 'an object', describe(options))
+export function normalizeOptions (given: NexusRealtimeOptions): NormalizedOptions {
+  if (!isPlainObject(given)) {
+    throw new errors.FST_NEXUS_INVALID_OPTION('options', 'an object', describe(given))
   }
-  const given: NexusRealtimeOptions = options ?? {}
 
-  const adapter: Adapter = given.adapter ?? new MemoryAdapter()
+  const adapter: Adapter = given.adapter === undefined ? new MemoryAdapter() : given.adapter
   if (typeof adapter !== 'object' || adapter === null) {
     throw new errors.FST_NEXUS_INVALID_OPTION('adapter', 'an adapter object', describe(adapter))
   }
@@ -45,7 +44,7 @@ export function normalizeOptions (options: NexusRealtimeOptions | undefined): No
     }
   }
 
-  const websocketGiven = given.websocket ?? {}
+  const websocketGiven = given.websocket === undefined ? {} : given.websocket
   if (!isPlainObject(websocketGiven)) {
     throw new errors.FST_NEXUS_INVALID_OPTION('websocket', 'an object of ws server options', describe(websocketGiven))
   }
@@ -53,13 +52,13 @@ export function normalizeOptions (options: NexusRealtimeOptions | undefined): No
   if (!isNonNegativeInteger(websocket.maxPayload)) {
     throw new errors.FST_NEXUS_INVALID_OPTION('websocket.maxPayload', 'a non-negative integer (bytes)', describe(websocket.maxPayload))
   }
-  for (const key of ['noServer', 'server', 'port', 'path'] as const) {
+  for (const key of ['noServer', 'server', 'port', 'host', 'path'] as const) {
     if (key in websocketGiven) {
       throw new errors.FST_NEXUS_INVALID_OPTION(`websocket.${key}`, 'to be left to the plugin (routes are declared with app.ws)', describe((websocketGiven as Record<string, unknown>)[key]))
     }
   }
 
-  const shutdownTimeout = given.shutdownTimeout ?? DEFAULTS.shutdownTimeout
+  const shutdownTimeout = given.shutdownTimeout === undefined ? DEFAULTS.shutdownTimeout : given.shutdownTimeout
   if (!isNonNegativeInteger(shutdownTimeout)) {
     throw new errors.FST_NEXUS_INVALID_OPTION('shutdownTimeout', 'a non-negative integer (milliseconds)', describe(shutdownTimeout))
   }

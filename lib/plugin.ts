@@ -4,6 +4,7 @@ import type { Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import type { NexusRealtimeOptions } from '../types/index'
+import type { ProtoAction } from './codec'
 import { Connection } from './connection'
 import { errors } from './errors'
 import { Manager } from './manager'
@@ -40,8 +41,9 @@ export async function plugin (fastify: FastifyInstance, rawOptions: NexusRealtim
   await options.adapter.init(manager.host(fastify.log))
 
   fastify.decorate('ws', createRouteDecorator(manager, {
-    protoAction: fastify.initialConfig.onProtoPoisoning ?? 'error',
-    constructorAction: fastify.initialConfig.onConstructorPoisoning ?? 'error'
+    // Fastify fills both in its initial config ('error' by default).
+    protoAction: fastify.initialConfig.onProtoPoisoning as ProtoAction,
+    constructorAction: fastify.initialConfig.onConstructorPoisoning as ProtoAction
   }))
   fastify.decorate('getWebSocket', function getWebSocket () {
     return manager
@@ -84,8 +86,8 @@ const SHUTTING_DOWN_RESPONSE = 'HTTP/1.1 503 Service Unavailable\r\n' +
 
 /** Answers an upgrade that arrives during app.close() with 503, then ends its socket. */
 function rejectUpgrade (_request: unknown, socket: Duplex): void {
-  socket.on('error', noop)
-  socket.write(SHUTTING_DOWN_RESPONSE, () => socket.destroy())
+  const end = (): void => { socket.destroy() }
+  // Ended once the answer is written, or at once if the peer resets meanwhile.
+  socket.on('error', end)
+  socket.write(SHUTTING_DOWN_RESPONSE, end)
 }
-
-function noop (): void {}

@@ -83,10 +83,6 @@ export class RoomIndex {
     return [...this.members.keys()]
   }
 
-  get count (): number {
-    return this.members.size
-  }
-
   private forget (member: AdapterMember, room: string): void {
     const rooms = this.roomsByMember.get(member)
     /* c8 ignore next -- the two maps are kept in step; this guards the invariant */

@@ -31,7 +31,7 @@ function validateRoute (path: unknown, config: unknown): asserts config is WebSo
   if (route.rooms !== undefined && typeof route.rooms !== 'boolean') {
     throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'rooms', 'a boolean', describe(route.rooms))
   }
-  const parse = route.parse ?? 'json'
+  const parse = route.parse === undefined ? 'json' : route.parse
   if (typeof parse !== 'function' && !PARSE_MODES.has(parse)) {
     throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'parse', "'json', 'text', 'binary' or a function", describe(parse))
   }
@@ -74,8 +74,10 @@ export function createRouteDecorator (manager: Manager, safety: JsonSafety) {
         try {
           ctx.user = await auth(ctx)
         } catch (error) {
-          reply.code(statusOf(error))
-          throw error instanceof Error ? error : new errors.FST_NEXUS_UNAUTHORIZED()
+          const status = statusOf(error)
+          reply.code(status)
+          // A thrown non-Error still gets a proper error body, with its status.
+          throw error instanceof Error ? error : Object.assign(new errors.FST_NEXUS_UNAUTHORIZED(), { statusCode: status })
         }
         request[kContext] = ctx
       }

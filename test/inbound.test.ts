@@ -1,5 +1,7 @@
 import t from 'tap'
 import WebSocket from 'ws'
+import { connect as connectTcp } from 'node:net'
+import { once } from 'node:events'
 import { build, connect, delay, listen, until } from './helpers/server'
 
 t.test('invalid JSON gets an INVALID_JSON error frame and the connection stays open', async (t) => {
@@ -199,4 +201,51 @@ t.test('a frame over maxPayload (1 MiB by default) closes with 1009 and reaches 
   t.equal(errors.length, 1)
   t.match(errors[0], { code: 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' })
   t.equal(fits.ws.readyState, WebSocket.OPEN, 'other connections are unaffected')
+})
+
+t.test('a frame that breaks the protocol (unmasked client frame) closes with 1002 and reaches onError', async (t) => {
+  const app = await build(t)
+  const errors: Array<Error & { code?: string }> = []
+  let closeCode = 0
+  app.ws('/ws', {
+    onError: (_socket, error) => { errors.push(error) },
+    onClose: (_socket, _ctx, code) => { closeCode = code }
+  })
+  const base = await listen(app)
+  const { port } = new URL(base)
+  const socket = connectTcp(Number(port), '127.0.0.1')
+  socket.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+    'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+  await once(socket, 'data')
+  // A text frame "hi" without the mask every client frame must carry.
+  socket.write(Buffer.from([0x81, 0x02, 0x68, 0x69]))
+  await until(() => closeCode !== 0)
+  t.equal(closeCode, 1002)
+  t.equal(errors[0]?.code, 'WS_ERR_EXPECTED_MASK')
+  socket.destroy()
+})
+
+t.test('an invalid frame whose turn comes after the close gets no error frame, and is counted', async (t) => {
+  const app = await build(t)
+  let closed = false
+  app.ws('/ws', {
+    onMessage: async () => { await delay(50) },
+    onClose: () => { closed = true }
+  })
+  const client = await connect(`${await listen(app)}/ws`)
+  client.send({ slow: true })
+  client.send('{broken')
+  client.close()
+  await until(() => closed)
+  t.same(client.messages, [])
+  t.equal(app.getWebSocket().stats().invalidMessages, 1)
+})
+
+t.test('a route without onMessage accepts and counts messages', async (t) => {
+  const app = await build(t)
+  app.ws('/ws', {})
+  const client = await connect(`${await listen(app)}/ws`)
+  client.send({ ignored: true })
+  await until(() => app.getWebSocket().stats().messagesReceived === 1)
+  t.equal(client.ws.readyState, WebSocket.OPEN)
 })

@@ -65,7 +65,7 @@ t.test('beforeConnect runs before onConnect, both before messages, with rooms us
       app.getWebSocket().joinRoom('early', socket)
       ctx.metadata.step = 1
     },
-    onConnect: async (socket, ctx) => {
+    onConnect: async (_socket, ctx) => {
       calls.push(`onConnect:${ctx.metadata.step}:${app.getWebSocket().roomSize('early')}`)
     },
     onMessage: async (socket) => {
@@ -95,10 +95,11 @@ for (const phase of ['beforeConnect', 'onConnect'] as const) {
       },
       ...(phase === 'beforeConnect' ? { onConnect: () => { onConnectRan = true } } : {}),
       onMessage: () => { messages++ },
-      onError: (socket, error) => {
+      onError: async (socket, error) => {
         errors.push(error)
         // The socket is still open while onError runs: it may tell the client.
         socket.send(JSON.stringify({ type: 'error', message: 'Failed to setup connection' }))
+        await delay(100)
       },
       onClose: (_socket, _ctx, code) => {
         closes++
@@ -107,6 +108,9 @@ for (const phase of ['beforeConnect', 'onConnect'] as const) {
     })
     const client = await connect(`${await listen(app)}/ws`)
     client.send({ queued: true })
+    await client.waitFor(1)
+    // Sent after the failure, while onError still runs: ignored as well.
+    client.send({ late: true })
     const { code } = await client.closed()
     t.equal(code, 1011)
     t.same(client.messages, [{ type: 'error', message: 'Failed to setup connection' }])
@@ -317,11 +321,15 @@ t.test('auth', async (t) => {
           // eslint-disable-next-line no-throw-literal -- a non-Error rejection must still answer 401
           throw 'nope'
         }
+        if (status === 1) {
+          // eslint-disable-next-line no-throw-literal -- a non-Error rejection keeps its own status
+          throw { statusCode: 403 }
+        }
         throw Object.assign(new Error('rejected'), { statusCode: status })
       }
     })
     const base = await listen(app)
-    for (const [status, expected] of [[403, 403], [429, 429], [503, 503], [200, 401], [302, 401], [0, 401]]) {
+    for (const [status, expected] of [[403, 403], [429, 429], [503, 503], [200, 401], [302, 401], [0, 401], [1, 403]]) {
       const error = await rejected(`${base}/ws?status=${status}`)
       t.equal(error.message, `Unexpected server response: ${expected}`, `statusCode ${status} → ${expected}`)
     }
@@ -391,4 +399,31 @@ t.test('auth', async (t) => {
     t.same(JSON.parse(data.toString()), { message: { hi: true }, user: { id: 1 } })
     ws.terminate()
   })
+})
+
+t.test('an error in onClose reaches onError', async (t) => {
+  const app = await build(t)
+  const errors: string[] = []
+  app.ws('/ws', {
+    onClose: async () => { throw new Error('cleanup failed') },
+    onError: (_socket, error) => { errors.push(error.message) }
+  })
+  const client = await connect(`${await listen(app)}/ws`)
+  client.close()
+  await until(() => errors.length === 1)
+  t.same(errors, ['cleanup failed'])
+})
+
+t.test('errors of sockets of plain @fastify/websocket routes are logged and those sockets terminated', async (t) => {
+  const { stream, lines } = logCapture()
+  const app = Fastify({ logger: { level: 'error', stream } })
+  await app.register(nexusRealtime)
+  t.teardown(() => app.close())
+  app.get('/raw', { websocket: true }, () => {})
+  const client = await connect(`${await listen(app)}/raw`)
+  client.ws.send(Buffer.from([0xc3, 0x28]), { binary: false })
+  const { code } = await client.closed()
+  t.ok(code === 1007 || code === 1006, `closed (${code})`)
+  await until(() => lines.some((line) => line.msg === 'websocket error'))
+  t.equal(lines.find((line) => line.msg === 'websocket error').err.code, 'WS_ERR_INVALID_UTF8')
 })

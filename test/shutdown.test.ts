@@ -3,12 +3,13 @@ import Fastify from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { connect as connectTcp } from 'node:net'
 import { once } from 'node:events'
+import WebSocket from 'ws'
 import nexusRealtime from '../lib/index'
 import { connect, delay, listen, rawHandshake, rejected, until } from './helpers/server'
 
 async function app (options?: Parameters<typeof nexusRealtime>[1]) {
   const instance = Fastify({ logger: false })
-  await instance.register(nexusRealtime, options)
+  await instance.register(nexusRealtime, options ?? {})
   return instance
 }
 
@@ -114,7 +115,7 @@ t.test('an upgrade whose auth settles after app.close() started is accepted and 
   const base = await listen(server)
   // Keep app.close() waiting on another connection while the slow auth finishes.
   await connect(`${base}/other`)
-  const client = new (await import('ws')).default(`${base}/ws`)
+  const client = new WebSocket(`${base}/ws`)
   client.on('error', () => {})
   await started
   const closing = server.close()
@@ -150,35 +151,4 @@ t.test('an app that registered @fastify/websocket itself keeps its preClose and 
   t.equal(code, 1005, "@fastify/websocket's default preClose closes without a code")
   await until(() => closes === 1)
   t.pass('onClose ran')
-})
-
-t.test('a script that registers, connects and closes exits by itself', async (t) => {
-  const { execFile } = await import('node:child_process')
-  const script = `
-    const Fastify = require('fastify')
-    const WebSocket = require('ws')
-    require('tsx/cjs')
-    const nexusRealtime = require('./lib/index.ts')
-    ;(async () => {
-      const app = Fastify()
-      await app.register(nexusRealtime)
-      app.ws('/ws', { onMessage: (socket, m) => socket.send(JSON.stringify(m)) })
-      await app.listen({ host: '127.0.0.1', port: 0 })
-      const ws = new WebSocket('ws://127.0.0.1:' + app.server.address().port + '/ws')
-      ws.on('open', () => ws.send('{"a":1}'))
-      ws.on('message', async (data) => {
-        console.log(data.toString())
-        await app.close()
-      })
-    })()
-  `
-  const started = Date.now()
-  const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) => {
-    execFile(process.execPath, ['-e', script], { cwd: process.cwd(), timeout: 20000 }, (error, stdout) => {
-      if (error) reject(error)
-      else resolve({ stdout })
-    })
-  })
-  t.equal(stdout.trim(), '{"a":1}')
-  t.ok(Date.now() - started < 15000, 'the process exited without being killed')
 })

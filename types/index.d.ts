@@ -108,6 +108,13 @@ declare namespace nexusRealtime {
   export type ParseMode = 'json' | 'text' | 'binary'
   export type MessageParser = (data: Buffer, isBinary: boolean) => unknown
 
+  /**
+   * What a lifecycle handler returns: a promise is awaited, any value is ignored,
+   * so a concise arrow such as `(socket, message) => manager.broadcast('room', message)`
+   * is a valid `onMessage`.
+   */
+  export type HandlerResult = unknown
+
   export interface WebSocketRouteConfig<G extends WebSocketRouteGeneric = WebSocketRouteGeneric> {
     /**
      * Runs as the route's `preValidation` hook, before the upgrade. Its return
@@ -116,19 +123,19 @@ declare namespace nexusRealtime {
      */
     auth?: (ctx: WebSocketContext<G>) => UserOf<G> | Promise<UserOf<G>>
     /** After the upgrade, before `onConnect`. A throw goes to `onError`, then close 1011. */
-    beforeConnect?: (socket: WebSocket, ctx: WebSocketContext<G>) => void | Promise<void>
+    beforeConnect?: (socket: WebSocket, ctx: WebSocketContext<G>) => HandlerResult
     /** The connection is registered (rooms usable). A throw goes to `onError`, then close 1011. */
-    onConnect?: (socket: WebSocket, ctx: WebSocketContext<G>) => void | Promise<void>
+    onConnect?: (socket: WebSocket, ctx: WebSocketContext<G>) => HandlerResult
     /** One call per inbound message, in arrival order, one at a time per connection. */
-    onMessage?: (socket: WebSocket, message: MessageOf<G>, ctx: WebSocketContext<G>) => void | Promise<void>
+    onMessage?: (socket: WebSocket, message: MessageOf<G>, ctx: WebSocketContext<G>) => HandlerResult
     /**
      * Exactly once, after `onConnect` settled and after the socket left all its rooms.
      * `code` is the peer's close code or, when the server closed first and the peer
      * never answered, the code the server sent (1001, 1009, 1011…).
      */
-    onClose?: (socket: WebSocket, ctx: WebSocketContext<G>, code: number, reason: Buffer) => void | Promise<void>
+    onClose?: (socket: WebSocket, ctx: WebSocketContext<G>, code: number, reason: Buffer) => HandlerResult
     /** Socket errors and every handler error. Without it they go to the request's logger. */
-    onError?: (socket: WebSocket, error: Error, ctx: WebSocketContext<G>) => void | Promise<void>
+    onError?: (socket: WebSocket, error: Error, ctx: WebSocketContext<G>) => HandlerResult
     /**
      * With `false`, joining a room with a socket of this route throws `FST_NEXUS_ROOMS_DISABLED`.
      * @default true

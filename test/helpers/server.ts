@@ -12,7 +12,7 @@ export interface TestContext {
 /** A Fastify app with the plugin registered, closed when the test ends. */
 export async function build (t: TestContext, options?: NexusRealtimeOptions, fastifyOptions?: FastifyServerOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, ...fastifyOptions })
-  await app.register(nexusRealtime, options)
+  await app.register(nexusRealtime, options ?? {})
   t.teardown(() => app.close())
   return app
 }
