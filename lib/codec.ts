@@ -1,6 +1,6 @@
 import sjson from 'secure-json-parse'
 import type { EncodedMessage, MessageParser, ParseMode } from '../types/index'
-import { ErrorFrameCode } from './constants'
+import { ErrorFrameCode, MAX_REPORTED_ERRORS } from './constants'
 import { describe, errors } from './errors'
 
 /**
@@ -44,6 +44,8 @@ export function errorFrame (code: string, message: string, extra?: Record<string
 const INVALID_JSON = new InvalidMessage(ErrorFrameCode.INVALID_JSON, 'Message is not valid JSON')
 const POISONED_JSON = new InvalidMessage(ErrorFrameCode.INVALID_JSON, 'Message contains a forbidden __proto__ or constructor.prototype key')
 const UNPARSABLE = new InvalidMessage(ErrorFrameCode.INVALID_MESSAGE, 'Message could not be parsed')
+/** Sent when the route's message validator itself threw. */
+export const VALIDATOR_FAILED = new InvalidMessage(ErrorFrameCode.INVALID_MESSAGE, 'Message could not be validated')
 
 export type ProtoAction = 'error' | 'remove' | 'ignore'
 
@@ -77,4 +79,54 @@ export function createParser (mode: ParseMode | MessageParser, safety: JsonSafet
       throw (err as Error).message.startsWith('Object contains forbidden') ? POISONED_JSON : INVALID_JSON
     }
   }
+}
+
+/**
+ * A route's compiled `schema.message`: gives the message to use or the
+ * InvalidMessage to send (a promise of either for an async validator).
+ */
+export type MessageValidator = (message: unknown) => unknown
+
+/** What a Fastify validator compiler returns: ajv-style (boolean + `.errors`) or `{ value } | { error }`. */
+type CompiledValidator = ((data: unknown) => unknown) & { errors?: unknown }
+
+/**
+ * Wraps a validator made by the instance's validator compiler. The shapes
+ * Fastify accepts are honoured: `true`/`false` with `.errors` (ajv),
+ * `{ value }`/`{ error }` (TypeBox, Zod and other compilers), where `value`
+ * replaces the message, and a promise of these (async schemas), whose
+ * rejection carries the errors.
+ */
+export function createMessageValidator (validate: CompiledValidator): MessageValidator {
+  const interpret = (message: unknown, result: unknown): unknown => {
+    if (result === false) return schemaError(validate.errors)
+    if (typeof result === 'object' && result !== null) {
+      const { error, value } = result as { error?: unknown, value?: unknown }
+      if (error !== undefined && error !== null) return schemaError(error)
+      if ('value' in result) return value
+    }
+    return message
+  }
+  return function validateMessage (message) {
+    const result = validate(message)
+    if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
+      return (result as Promise<unknown>).then(
+        (settled) => interpret(message, settled),
+        (error: unknown) => schemaError(errorsOf(error))
+      )
+    }
+    return interpret(message, result)
+  }
+}
+
+/** The errors an async validator rejected with: ajv's ValidationError carries them as `errors`. */
+function errorsOf (rejection: unknown): unknown {
+  return rejection instanceof Error && 'errors' in rejection ? rejection.errors : rejection
+}
+
+function schemaError (errors: unknown): InvalidMessage {
+  const list = Array.isArray(errors) ? errors : [{ message: errors instanceof Error ? errors.message : String(errors) }]
+  return new InvalidMessage(ErrorFrameCode.INVALID_MESSAGE, 'Message does not match the schema', {
+    errors: list.slice(0, MAX_REPORTED_ERRORS)
+  })
 }

@@ -1,8 +1,12 @@
 import type { RawData, WebSocket } from 'ws'
 import type { AdapterMember, EncodedMessage, WebSocketRouteConfig } from '../types/index'
 import type { Context } from './context'
-import { ABNORMAL_CLOSURE, CloseCode, INBOUND_HIGH_WATER_MARK, OPEN } from './constants'
-import { InvalidMessage } from './codec'
+import { ABNORMAL_CLOSURE, CloseCode, INBOUND_HIGH_WATER_MARK, OPEN, SLOW_CONSUMER_GRACE_MS } from './constants'
+import { InvalidMessage, VALIDATOR_FAILED, type MessageValidator } from './codec'
+import type { Heartbeat } from './heartbeat'
+import type { ConnectionLimits } from './options'
+import { corkForTurn, currentTurn, frameOf, frameSenderOf, senderIdle, type SenderLike } from './frame'
+import { TokenBucket, Verdict, type VerdictValue } from './rate-limit'
 import { kConnection } from './symbols'
 
 /** What a connection needs to know about its route, computed once per route. */
@@ -12,17 +16,31 @@ export interface RouteState {
   readonly config: WebSocketRouteConfig
   readonly parse: (data: Buffer, isBinary: boolean) => unknown
   readonly rooms: boolean
+  readonly limits: ConnectionLimits
+  /** the RATE_LIMITED error frame of this route, built once */
+  readonly rateLimitedFrame: Buffer | null
+  /** the compiled `schema.message`; compiled before the first upgrade */
+  validate: MessageValidator | null
 }
 
 /** The part of the manager a connection reports to. */
 export interface ConnectionRegistry {
   attach (connection: Connection): void
   detach (connection: Connection): void
-  settled (connection: Connection): void
-  readonly counters: { messagesReceived: number, invalidMessages: number, errors: number }
+  settled (): void
+  readonly heartbeat: Heartbeat
+  readonly counters: {
+    messagesReceived: number
+    invalidMessages: number
+    errors: number
+    slowConsumers: number
+    heartbeatTimeouts: number
+    rateLimited: number
+  }
 }
 
 type TaggedSocket = WebSocket & { [kConnection]?: Connection }
+interface Corkable { cork (): void, uncork (): void }
 
 const TEXT = Object.freeze({ binary: false })
 const BINARY = Object.freeze({ binary: true })
@@ -34,7 +52,6 @@ const BINARY = Object.freeze({ binary: true })
  * `onError` or to the logger.
  */
 export class Connection implements AdapterMember {
-  readonly id: string
   readonly socket: WebSocket
   readonly ctx: Context
   readonly route: RouteState
@@ -42,8 +59,8 @@ export class Connection implements AdapterMember {
   closed = false
   /** the manager this connection belongs to (an app has one) */
   readonly registry: ConnectionRegistry
-  /** inbound frames waiting for their turn, flattened as data, isBinary, data, isBinary… */
-  private readonly queue: Array<Buffer | boolean> = []
+  /** inbound frames waiting for their turn, flattened as data, isBinary, data, isBinary… (made on first use) */
+  private queue: Array<Buffer | boolean> | null = null
   /** the connect phase ended with the socket open: queued messages may run */
   private accepting = false
   /** the connect phase failed or the socket closed during it: inbound frames are ignored */
@@ -51,30 +68,136 @@ export class Connection implements AdapterMember {
   private draining: Promise<void> | null = null
   /** the code of the close frame this side sent first, if it did */
   private sentCloseCode: number | undefined
-  private readonly connecting: Promise<void>
+  /** settles when beforeConnect/onConnect did; null when the route has neither, or once it settled */
+  private connecting: Promise<void> | null
+  /** the peer answered (or sent something) since the last heartbeat ping */
+  private alive = true
+  private readonly limiter: TokenBucket | null
+  /** ws's sender when pre-built frames can be written to it, else null (then socket.send) */
+  private readonly sender: SenderLike | null
+  /** the underlying TCP socket, corked for the rest of a turn on its second write */
+  private readonly stream: Corkable | null
+  /** the last turn this socket was written in, and the last it was corked in */
+  private lastTurn = 0
+  private corkedTurn = 0
+  /** bytes admitted in the current turn */
+  private turnBytes = 0
 
   constructor (registry: ConnectionRegistry, route: RouteState, socket: WebSocket, ctx: Context) {
     this.registry = registry
     this.route = route
     this.socket = socket
     this.ctx = ctx
-    this.id = ctx.id
     // Listeners go on synchronously, before any await, so that no frame and
     // no close that arrives while beforeConnect/onConnect run is missed.
     ;(socket as TaggedSocket)[kConnection] = this
     socket.on('message', onSocketMessage)
     socket.on('close', onSocketClose)
     socket.on('error', onSocketError)
+    const { heartbeat, rateLimit } = route.limits
+    if (heartbeat > 0) {
+      socket.on('pong', onSocketPong)
+      registry.heartbeat.add(this, heartbeat)
+    }
+    this.limiter = rateLimit === null ? null : new TokenBucket(rateLimit, Date.now())
+    this.sender = frameSenderOf(socket)
+    const stream = (socket as unknown as { _socket?: Partial<Corkable> })._socket
+    /* c8 ignore next -- a guard against ws's internals changing: its _socket is a stream with cork() */
+    this.stream = typeof stream?.cork === 'function' && typeof stream.uncork === 'function' ? stream as Corkable : null
     registry.attach(this)
-    this.connecting = this.connect()
+    const { beforeConnect, onConnect } = route.config
+    if (beforeConnect === undefined && onConnect === undefined) {
+      this.connecting = null
+      this.accepting = true
+    } else {
+      this.connecting = this.connect()
+    }
   }
 
-  /** Writes a message encoded once by the manager; `false` when the socket is not OPEN. */
+  /** The connection id, `ctx.id`. */
+  get id (): string {
+    return this.ctx.id
+  }
+
+  /**
+   * Writes a message encoded once by the manager (the broadcast hot path);
+   * `false` when the socket is not OPEN or is a slow consumer.
+   */
   deliver (message: EncodedMessage): boolean {
+    if (!this.admit(message.data.length)) return false
+    const sender = this.sender
+    if (sender !== null && senderIdle(sender)) {
+      // The frame was built once for every socket of this broadcast.
+      sender.sendFrame(frameOf(message))
+    } else {
+      this.socket.send(message.data, message.binary ? BINARY : TEXT)
+    }
+    return true
+  }
+
+  /** Writes one frame of the plugin's own (error frames). */
+  private write (data: Buffer, options: typeof TEXT | typeof BINARY): boolean {
+    if (!this.admit(data.length)) return false
+    this.socket.send(data, options)
+    return true
+  }
+
+  /**
+   * The checks of every write: the socket is OPEN, and its unsent bytes would
+   * not exceed maxBufferedBytes (else it is a slow consumer and gets nothing
+   * more). A second write in the same turn corks the socket until the turn ends.
+   */
+  private admit (length: number): boolean {
     const socket = this.socket
     if (socket.readyState !== OPEN) return false
-    socket.send(message.data, message.binary ? BINARY : TEXT)
+    const turn = currentTurn()
+    if (this.lastTurn !== turn) {
+      this.lastTurn = turn
+      this.turnBytes = 0
+    } else if (this.corkedTurn !== turn && this.stream !== null) {
+      this.corkedTurn = turn
+      corkForTurn(this.stream)
+    }
+    // What this turn wrote sits in the corked stream until the turn ends: only
+    // what earlier turns left unsent says the client is not reading.
+    if (socket.bufferedAmount - this.turnBytes + length > this.route.limits.maxBufferedBytes) {
+      this.slowConsumer()
+      return false
+    }
+    this.turnBytes += length
     return true
+  }
+
+  /** Closes a socket that stopped reading: 1013, then terminate if the close cannot get through. */
+  private slowConsumer (): void {
+    this.registry.counters.slowConsumers++
+    this.close(CloseCode.TRY_AGAIN_LATER, 'Slow consumer')
+    // It leaves its rooms now, so broadcasts stop looking at it.
+    this.registry.detach(this)
+    setTimeout(terminate, SLOW_CONSUMER_GRACE_MS, this.socket).unref()
+  }
+
+  /** One heartbeat tick: terminate a peer that did not answer the last ping, else ping it. */
+  beat (): void {
+    const socket = this.socket
+    if (socket.readyState !== OPEN) return
+    // Unsent bytes written straight with socket.send() are checked here too.
+    if (socket.bufferedAmount > this.route.limits.maxBufferedBytes) {
+      this.slowConsumer()
+      return
+    }
+    // A socket the plugin paused (backpressure) cannot read pongs: not its fault.
+    if (!this.alive && !socket.isPaused) {
+      this.registry.counters.heartbeatTimeouts++
+      socket.terminate()
+      return
+    }
+    this.alive = false
+    socket.ping()
+  }
+
+  markAlive (): void {
+    this.alive = true
   }
 
   close (code: number, reason: string): void {
@@ -106,24 +229,46 @@ export class Connection implements AdapterMember {
       return
     }
     this.accepting = true
-    if (this.queue.length > 0) this.draining = this.drain()
+    // Settled: nothing needs to wait on it any more, and an idle socket should not keep it.
+    this.connecting = null
+    if (this.queue !== null && this.queue.length > 0) this.draining = this.drain()
   }
 
   receive (data: Buffer, isBinary: boolean): void {
     this.registry.counters.messagesReceived++
+    this.alive = true
     if (this.dropping) return
-    this.queue.push(data, isBinary)
+    if (this.limiter !== null) {
+      const verdict = this.limiter.take(Date.now())
+      if (verdict !== Verdict.ALLOW) {
+        this.limited(verdict)
+        return
+      }
+    }
+    const queue = this.queue ??= []
+    queue.push(data, isBinary)
     if (this.accepting && this.draining === null) {
       this.draining = this.drain()
-    } else if (this.queue.length >= 2 * INBOUND_HIGH_WATER_MARK) {
+    } else if (queue.length >= 2 * INBOUND_HIGH_WATER_MARK) {
       // Backpressure: stop reading from the client until the queue is worked off.
       this.socket.pause()
     }
   }
 
+  /** A message over the rate limit is dropped at arrival, before it takes room in the queue. */
+  private limited (verdict: VerdictValue): void {
+    this.registry.counters.rateLimited++
+    if (verdict === Verdict.CLOSE) {
+      this.drop()
+      this.close(CloseCode.POLICY_VIOLATION, 'Rate limit exceeded')
+      return
+    }
+    this.write(this.route.rateLimitedFrame as Buffer, TEXT)
+  }
+
   /** Runs queued messages one at a time, in arrival order. */
   private async drain (): Promise<void> {
-    const queue = this.queue
+    const queue = this.queue as Array<Buffer | boolean>
     while (queue.length > 0) {
       const data = queue.shift() as Buffer
       const isBinary = queue.shift() as boolean
@@ -138,9 +283,26 @@ export class Connection implements AdapterMember {
     try {
       message = this.route.parse(data, isBinary)
     } catch (err) {
-      this.registry.counters.invalidMessages++
-      if (this.socket.readyState === OPEN) this.socket.send((err as InvalidMessage).frame, TEXT)
+      this.invalid(err as InvalidMessage)
       return
+    }
+    const validate = this.route.validate
+    if (validate !== null) {
+      let result: unknown
+      try {
+        result = validate(message)
+        if (result instanceof Promise) result = await result
+      } catch (err) {
+        // A validator that throws (a recursive schema on deeply nested input
+        // overflows the stack) rejects the message, and the app hears of it.
+        result = VALIDATOR_FAILED
+        await this.report(err)
+      }
+      if (result instanceof InvalidMessage) {
+        this.invalid(result)
+        return
+      }
+      message = result
     }
     const onMessage = this.route.config.onMessage
     if (onMessage === undefined) return
@@ -151,8 +313,14 @@ export class Connection implements AdapterMember {
     }
   }
 
+  private invalid (error: InvalidMessage): void {
+    this.registry.counters.invalidMessages++
+    this.write(error.frame, TEXT)
+  }
+
   onSocketClose (code: number, reason: Buffer): void {
     this.closed = true
+    if (this.route.limits.heartbeat > 0) this.registry.heartbeat.remove(this, this.route.limits.heartbeat)
     // 1006 means no close frame came back; when this side closed first, its
     // own code says why (1009, 1011, 1001…), which is what onClose should see.
     if (code === ABNORMAL_CLOSURE && this.sentCloseCode !== undefined) code = this.sentCloseCode
@@ -162,7 +330,7 @@ export class Connection implements AdapterMember {
   }
 
   private async finish (code: number, reason: Buffer): Promise<void> {
-    await this.connecting
+    if (this.connecting !== null) await this.connecting
     // Messages that arrived before the close still run, then onClose, never beside them.
     if (this.draining !== null) await this.draining
     const onClose = this.route.config.onClose
@@ -173,7 +341,7 @@ export class Connection implements AdapterMember {
         await this.report(err)
       }
     }
-    this.registry.settled(this)
+    this.registry.settled()
   }
 
   /** Hands an error to onError, else to the logger; never rejects. */
@@ -198,7 +366,8 @@ export class Connection implements AdapterMember {
 
   private drop (): void {
     this.dropping = true
-    this.queue.length = 0
+    // Emptied in place: a drain in progress holds this same array.
+    if (this.queue !== null) this.queue.length = 0
     if (this.socket.isPaused) this.socket.resume()
   }
 }
@@ -234,6 +403,14 @@ function onSocketMessage (this: WebSocket, data: RawData, isBinary: boolean): vo
 
 function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
   connectionOf(this).onSocketClose(code, reason)
+}
+
+function onSocketPong (this: WebSocket): void {
+  connectionOf(this).markAlive()
+}
+
+function terminate (socket: WebSocket): void {
+  socket.terminate()
 }
 
 function onSocketError (this: WebSocket, error: Error & { code?: string }): void {

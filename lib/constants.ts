@@ -5,14 +5,17 @@ export const CloseCode: typeof CloseCodeType = Object.freeze({
   GOING_AWAY: 1001,
   PROTOCOL_ERROR: 1002,
   INVALID_PAYLOAD: 1007,
+  POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009,
-  INTERNAL_ERROR: 1011
+  INTERNAL_ERROR: 1011,
+  TRY_AGAIN_LATER: 1013
 } as const)
 
 /** `code` of the error frames sent to clients. */
 export const ErrorFrameCode: typeof ErrorFrameCodeType = Object.freeze({
   INVALID_JSON: 'INVALID_JSON',
-  INVALID_MESSAGE: 'INVALID_MESSAGE'
+  INVALID_MESSAGE: 'INVALID_MESSAGE',
+  RATE_LIMITED: 'RATE_LIMITED'
 } as const)
 
 /** The code ws reports when a connection ended without a close frame from the peer. */
@@ -30,3 +33,12 @@ export const OPEN = 1
  * TCP level instead of growing the server's memory.
  */
 export const INBOUND_HIGH_WATER_MARK = 1024
+
+/**
+ * How long a slow consumer has to complete its 1013 close before it is
+ * terminated: it has stopped reading, so the close frame may never get through.
+ */
+export const SLOW_CONSUMER_GRACE_MS = 1000
+
+/** Validation errors sent back in an INVALID_MESSAGE frame, at most. */
+export const MAX_REPORTED_ERRORS = 10

@@ -41,10 +41,15 @@ export const errors: typeof ErrorsType = {
     500,
     TypeError
   ),
-  FST_NEXUS_UNAUTHORIZED: createError<'FST_NEXUS_UNAUTHORIZED', 401, []>(
+  FST_NEXUS_UNAUTHORIZED: createError<'FST_NEXUS_UNAUTHORIZED', 401, [{ cause: unknown }?]>(
     'FST_NEXUS_UNAUTHORIZED',
     'Unauthorized',
     401
+  ),
+  FST_NEXUS_ORIGIN_NOT_ALLOWED: createError<'FST_NEXUS_ORIGIN_NOT_ALLOWED', 403, [string]>(
+    'FST_NEXUS_ORIGIN_NOT_ALLOWED',
+    'Origin %s is not allowed to open a WebSocket',
+    403
   ),
   FST_NEXUS_SHUTTING_DOWN: createError<'FST_NEXUS_SHUTTING_DOWN', 503, []>(
     'FST_NEXUS_SHUTTING_DOWN',
@@ -61,7 +66,19 @@ export function describe (value: unknown): string {
   }
   if (value === null || value === undefined) return String(value)
   if (Array.isArray(value)) return 'an array'
-  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'null prototype'})`
+  if (typeof value === 'object') return `an object (${kindOf(value)})`
   if (typeof value === 'function') return 'a function'
   return `${typeof value} ${String(value)}`
+}
+
+/**
+ * The class of an object, read from its prototype, never from its own
+ * properties: a room name may come straight from a client's JSON, whose own
+ * `constructor` key is the client's to choose.
+ */
+function kindOf (value: object): string {
+  const prototype: unknown = Object.getPrototypeOf(value)
+  if (prototype === null) return 'null prototype'
+  const name: unknown = (prototype as { constructor?: { name?: unknown } }).constructor?.name
+  return typeof name === 'string' && name !== '' ? name.slice(0, 40) : 'object'
 }

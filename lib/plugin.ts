@@ -44,7 +44,7 @@ export async function plugin (fastify: FastifyInstance, rawOptions: NexusRealtim
     // Fastify fills both in its initial config ('error' by default).
     protoAction: fastify.initialConfig.onProtoPoisoning as ProtoAction,
     constructorAction: fastify.initialConfig.onConstructorPoisoning as ProtoAction
-  }))
+  }, options))
   fastify.decorate('getWebSocket', function getWebSocket () {
     return manager
   })

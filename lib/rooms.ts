@@ -10,7 +10,12 @@ const EMPTY: ReadonlySet<never> = new Set()
  */
 export class RoomIndex {
   private readonly members = new Map<string, Set<AdapterMember>>()
-  private readonly roomsByMember = new Map<AdapterMember, Set<string>>()
+  /**
+   * A member's rooms: the name itself while it is in one room (most sockets
+   * are: a user, a game, a chat), a Set from the second room on. Saves a Set
+   * per idle connection.
+   */
+  private readonly roomsByMember = new Map<AdapterMember, string | Set<string>>()
   /** rooms made by createRoom: they outlive their members */
   private readonly kept = new Set<string>()
 
@@ -39,12 +44,14 @@ export class RoomIndex {
       this.members.set(room, members)
     }
     members.add(member)
-    let rooms = this.roomsByMember.get(member)
+    const rooms = this.roomsByMember.get(member)
     if (rooms === undefined) {
-      rooms = new Set()
-      this.roomsByMember.set(member, rooms)
+      this.roomsByMember.set(member, room)
+    } else if (typeof rooms === 'string') {
+      if (rooms !== room) this.roomsByMember.set(member, new Set([rooms, room]))
+    } else {
+      rooms.add(room)
     }
-    rooms.add(room)
   }
 
   leave (room: string, member: AdapterMember): void {
@@ -58,7 +65,7 @@ export class RoomIndex {
     const rooms = this.roomsByMember.get(member)
     if (rooms === undefined) return
     this.roomsByMember.delete(member)
-    for (const room of rooms) {
+    for (const room of typeof rooms === 'string' ? [rooms] : rooms) {
       const members = this.members.get(room)
       /* c8 ignore next -- the two maps are kept in step; this guards the invariant */
       if (members === undefined) continue
@@ -75,8 +82,10 @@ export class RoomIndex {
     return this.members.get(room) ?? EMPTY
   }
 
-  roomsOf (member: AdapterMember): ReadonlySet<string> {
-    return this.roomsByMember.get(member) ?? EMPTY
+  roomsOf (member: AdapterMember): Iterable<string> {
+    const rooms = this.roomsByMember.get(member)
+    if (rooms === undefined) return EMPTY
+    return typeof rooms === 'string' ? [rooms] : rooms
   }
 
   list (): string[] {
@@ -87,7 +96,12 @@ export class RoomIndex {
     const rooms = this.roomsByMember.get(member)
     /* c8 ignore next -- the two maps are kept in step; this guards the invariant */
     if (rooms === undefined) return
-    rooms.delete(room)
-    if (rooms.size === 0) this.roomsByMember.delete(member)
+    if (typeof rooms === 'string') {
+      this.roomsByMember.delete(member)
+    } else {
+      rooms.delete(room)
+      // Back to the inline form once one room is left.
+      if (rooms.size === 1) this.roomsByMember.set(member, rooms.values().next().value as string)
+    }
   }
 }

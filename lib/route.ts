@@ -2,12 +2,21 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import type {} from '@fastify/websocket'
 import type { WebSocket } from 'ws'
 import type { WebSocketRouteConfig } from '../types/index'
-import { CloseCode } from './constants'
-import { createParser, type JsonSafety } from './codec'
+import { CloseCode, ErrorFrameCode } from './constants'
+import { createMessageValidator, createParser, errorFrame, type JsonSafety } from './codec'
 import { Connection, type RouteState } from './connection'
 import { Context } from './context'
 import { describe, errors } from './errors'
 import type { Manager } from './manager'
+import { createOriginCheck } from './origin'
+import {
+  normalizeHeartbeat,
+  normalizeMaxBufferedBytes,
+  normalizeRateLimit,
+  type ConnectionLimits,
+  type Fail,
+  type NormalizedOptions
+} from './options'
 import { kContext } from './symbols'
 
 type RequestWithContext = FastifyRequest & { [kContext]?: Context }
@@ -35,23 +44,58 @@ function validateRoute (path: unknown, config: unknown): asserts config is WebSo
   if (typeof parse !== 'function' && !PARSE_MODES.has(parse)) {
     throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'parse', "'json', 'text', 'binary' or a function", describe(parse))
   }
+  if (route.schema !== undefined && (typeof route.schema !== 'object' || route.schema === null || Array.isArray(route.schema))) {
+    throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'schema', 'an object of schemas', describe(route.schema))
+  }
 }
 
-/** The HTTP status a rejected handshake gets: the error's own 4xx/5xx, else 401. */
-function statusOf (error: unknown): number {
+/** The route's own heartbeat, rateLimit and maxBufferedBytes over the plugin's. */
+function routeLimits (path: string, config: WebSocketRouteConfig, defaults: ConnectionLimits): ConnectionLimits {
+  const fail: Fail = (field, expected, received) => {
+    throw new errors.FST_NEXUS_INVALID_ROUTE(path, field, expected, describe(received))
+  }
+  return {
+    heartbeat: config.heartbeat === undefined ? defaults.heartbeat : normalizeHeartbeat(config.heartbeat, fail),
+    maxBufferedBytes: config.maxBufferedBytes === undefined ? defaults.maxBufferedBytes : normalizeMaxBufferedBytes(config.maxBufferedBytes, fail),
+    rateLimit: config.rateLimit === undefined ? defaults.rateLimit : normalizeRateLimit(config.rateLimit, fail)
+  }
+}
+
+/**
+ * What a handshake rejected by `auth` is answered with. An error that carries
+ * its own 4xx/5xx `statusCode` is the app's deliberate answer and goes out as
+ * is. Anything else (a plain `Error('Token required')`, a bug's TypeError, a
+ * database error) becomes a bare 401 `FST_NEXUS_UNAUTHORIZED` whose `cause` is
+ * the original, so no internal message reaches the client.
+ */
+function rejection (error: unknown, reply: FastifyReply): unknown {
   const statusCode = (error as { statusCode?: unknown } | null)?.statusCode
-  return typeof statusCode === 'number' && statusCode >= 400 && statusCode <= 599 ? statusCode : 401
+  if (error instanceof Error && typeof statusCode === 'number' && statusCode >= 400 && statusCode <= 599) {
+    reply.code(statusCode)
+    return error
+  }
+  reply.code(401)
+  return new errors.FST_NEXUS_UNAUTHORIZED({ cause: error })
 }
 
 /** Builds the `app.ws` decorator bound to one manager. */
-export function createRouteDecorator (manager: Manager, safety: JsonSafety) {
+export function createRouteDecorator (manager: Manager, safety: JsonSafety, plugin: NormalizedOptions) {
+  const checkOrigin = plugin.allowedOrigins === null ? null : createOriginCheck(plugin.allowedOrigins)
+
   return function ws (this: FastifyInstance, path: string, config: WebSocketRouteConfig): FastifyInstance {
     validateRoute(path, config)
+    const limits = routeLimits(path, config, plugin)
+    const { message: messageSchema, ...httpSchema } = config.schema ?? {}
     const state: RouteState = {
       url: path,
       config,
       parse: createParser(config.parse ?? 'json', safety),
-      rooms: config.rooms ?? true
+      rooms: config.rooms ?? true,
+      limits,
+      rateLimitedFrame: limits.rateLimit === null
+        ? null
+        : errorFrame(ErrorFrameCode.RATE_LIMITED, `Too many messages: at most ${limits.rateLimit.max} per ${limits.rateLimit.windowMs} ms`),
+      validate: null
     }
     const auth = config.auth
 
@@ -66,6 +110,26 @@ export function createRouteDecorator (manager: Manager, safety: JsonSafety) {
         if (manager.closing) connection.close(CloseCode.GOING_AWAY, 'Server shutting down')
       } as unknown as RouteOptions['handler']
     }
+    // querystring, params and headers are Fastify's own: checked before the upgrade (400).
+    if (Object.keys(httpSchema).length > 0) options.schema = httpSchema
+    if (checkOrigin !== null) options.onRequest = checkOrigin
+    if (messageSchema !== undefined) {
+      // Compiled once, with the validator compiler of the context the route
+      // lives in (so a TypeBox or other compiler set there applies); a message
+      // plays the part of a body for the compiler. When that compiler exists
+      // at ready (a custom one, or Ajv once any route has a schema), a schema
+      // that does not compile fails app.ready(); otherwise the first upgrade
+      // compiles it.
+      const instance = this
+      this.addHook('onReady', async function compileAtReady () {
+        const compiler = instance.validatorCompiler
+        if (compiler === undefined || state.validate !== null) return
+        state.validate = createMessageValidator(compiler({ schema: messageSchema, method: 'GET', url: path, httpPart: 'body' }) as Parameters<typeof createMessageValidator>[0])
+      })
+      options.preHandler = async function compileMessageSchema (request: FastifyRequest) {
+        state.validate ??= createMessageValidator(request.compileValidationSchema(messageSchema as Record<string, unknown>, 'body'))
+      }
+    }
     if (auth !== undefined) {
       options.preValidation = async function authenticate (request: RequestWithContext, reply: FastifyReply) {
         // A plain HTTP GET on a ws route gets @fastify/websocket's 404 without running auth.
@@ -74,10 +138,7 @@ export function createRouteDecorator (manager: Manager, safety: JsonSafety) {
         try {
           ctx.user = await auth(ctx)
         } catch (error) {
-          const status = statusOf(error)
-          reply.code(status)
-          // A thrown non-Error still gets a proper error body, with its status.
-          throw error instanceof Error ? error : Object.assign(new errors.FST_NEXUS_UNAUTHORIZED(), { statusCode: status })
+          throw rejection(error, reply)
         }
         request[kContext] = ctx
       }

@@ -35,7 +35,8 @@ function declaredErrors (): Map<string, DeclaredError> {
     found.set(key, {
       code,
       statusCode: statusCode === undefined ? undefined : Number(statusCode),
-      arity: args.trim() === '' ? 0 : args.split(',').length
+      // `{ cause }` is @fastify/error's options argument, not a `%s` of the message.
+      arity: args.split(',').filter((arg) => arg.trim() !== '' && !arg.includes('cause')).length
     })
   }
   return found
@@ -52,6 +53,7 @@ const TYPE_ERRORS = new Set([
 
 const STATUS_CODES: Record<string, number> = {
   FST_NEXUS_UNAUTHORIZED: 401,
+  FST_NEXUS_ORIGIN_NOT_ALLOWED: 403,
   FST_NEXUS_SHUTTING_DOWN: 503
 }
 
@@ -167,6 +169,8 @@ t.test('error messages describe the value they received, briefly', async (t) => 
   t.equal(describeValue([1]), 'an array')
   t.equal(describeValue(new Map()), 'an object (Map)')
   t.equal(describeValue(Object.create(null)), 'an object (null prototype)')
+  t.equal(describeValue(Object.create(Object.create(null))), 'an object (object)', 'a prototype without a constructor')
+  t.equal(describeValue({ constructor: { name: { toString: 1 } } }), 'an object (Object)', 'own keys a client chose are not read')
   t.equal(describeValue(() => {}), 'a function')
   t.equal(describeValue(42), 'number 42')
 })

@@ -322,14 +322,14 @@ t.test('auth', async (t) => {
           throw 'nope'
         }
         if (status === 1) {
-          // eslint-disable-next-line no-throw-literal -- a non-Error rejection keeps its own status
+          // eslint-disable-next-line no-throw-literal -- only an Error can carry the app's own status
           throw { statusCode: 403 }
         }
         throw Object.assign(new Error('rejected'), { statusCode: status })
       }
     })
     const base = await listen(app)
-    for (const [status, expected] of [[403, 403], [429, 429], [503, 503], [200, 401], [302, 401], [0, 401], [1, 403]]) {
+    for (const [status, expected] of [[403, 403], [429, 429], [503, 503], [200, 401], [302, 401], [0, 401], [1, 401]]) {
       const error = await rejected(`${base}/ws?status=${status}`)
       t.equal(error.message, `Unexpected server response: ${expected}`, `statusCode ${status} → ${expected}`)
     }
@@ -344,6 +344,30 @@ t.test('auth', async (t) => {
     t.equal(answer.status, 403)
     t.match(answer.head, /content-type: application\/json/i)
     t.same(JSON.parse(answer.body), { statusCode: 403, error: 'Forbidden', message: 'Token expired' })
+  })
+
+  t.test('an error without a status of its own never shows its message: a bare 401 whose cause is the error', async (t) => {
+    const app = await build(t)
+    let cause: unknown
+    app.setErrorHandler((error: Error & { statusCode?: number }, _request, reply) => {
+      cause = error.cause
+      return reply.code(error.statusCode ?? 500).send({ code: (error as { code?: string }).code })
+    })
+    app.ws('/ws', {
+      auth: () => { throw new Error('connect ECONNREFUSED 10.0.0.5:5432') }
+    })
+    const answer = await rawHandshake(await listen(app), '/ws')
+    t.equal(answer.status, 401)
+    t.same(JSON.parse(answer.body), { code: 'FST_NEXUS_UNAUTHORIZED' })
+    t.equal((cause as Error).message, 'connect ECONNREFUSED 10.0.0.5:5432', "the app's error handler sees the original as cause")
+  })
+
+  t.test('with the default error handler the body is generic', async (t) => {
+    const app = await build(t)
+    app.ws('/ws', { auth: () => { throw new TypeError("Cannot read properties of undefined (reading 'id')") } })
+    const answer = await rawHandshake(await listen(app), '/ws')
+    t.equal(answer.status, 401)
+    t.same(JSON.parse(answer.body), { statusCode: 401, code: 'FST_NEXUS_UNAUTHORIZED', error: 'Unauthorized', message: 'Unauthorized' })
   })
 
   t.test("auth's return value is ctx.user, seen by every handler", async (t) => {

@@ -630,7 +630,10 @@ t.test('stats() counts connections, rooms, messages, broadcasts, invalid message
     messagesSent: 0,
     broadcasts: 0,
     invalidMessages: 0,
-    errors: 0
+    errors: 0,
+    slowConsumers: 0,
+    heartbeatTimeouts: 0,
+    rateLimited: 0
   }, 'all zero at first')
 
   const a = await open('a')
@@ -658,7 +661,10 @@ t.test('stats() counts connections, rooms, messages, broadcasts, invalid message
     messagesSent: 6,
     broadcasts: 4,
     invalidMessages: 1,
-    errors: 1
+    errors: 1,
+    slowConsumers: 0,
+    heartbeatTimeouts: 0,
+    rateLimited: 0
   })
 
   const snapshot = manager.stats()

@@ -146,10 +146,26 @@ t.test('a failed register leaves no decorator and no route behind', async (t) =>
   t.notOk(app.hasDecorator('getWebSocket'))
 })
 
+t.test('hardening options are checked: heartbeat, maxBufferedBytes, rateLimit, allowedOrigins', async (t) => {
+  await rejectsOption(t, { heartbeat: true }, 'heartbeat', 'boolean true')
+  await rejectsOption(t, { heartbeat: 30000 }, 'heartbeat', 'number 30000')
+  await rejectsOption(t, { heartbeat: { interval: 0 } }, 'heartbeat.interval', 'number 0')
+  await rejectsOption(t, { heartbeat: { interval: 1.5 } }, 'heartbeat.interval', 'number 1.5')
+  await rejectsOption(t, { maxBufferedBytes: 0 }, 'maxBufferedBytes', 'number 0')
+  await rejectsOption(t, { maxBufferedBytes: '4mb' }, 'maxBufferedBytes', 'the string "4mb"')
+  await rejectsOption(t, { rateLimit: true }, 'rateLimit', 'boolean true')
+  await rejectsOption(t, { rateLimit: { max: 0, windowMs: 1000 } }, 'rateLimit.max', 'number 0')
+  await rejectsOption(t, { rateLimit: { max: 10, windowMs: -1 } }, 'rateLimit.windowMs', 'number -1')
+  await rejectsOption(t, { allowedOrigins: 'https://app.example.com' }, 'allowedOrigins', 'the string "https://app.example.com"')
+  await rejectsOption(t, { allowedOrigins: ['https://a.test', 42] }, 'allowedOrigins', 'number 42')
+})
+
 t.test('null is not a value of any option', async (t) => {
   await rejectsOption(t, { adapter: null }, 'adapter', 'null')
   await rejectsOption(t, { websocket: null }, 'websocket', 'null')
   await rejectsOption(t, { shutdownTimeout: null }, 'shutdownTimeout', 'null')
+  await rejectsOption(t, { heartbeat: null }, 'heartbeat', 'null')
+  await rejectsOption(t, { rateLimit: null }, 'rateLimit', 'null')
 })
 
 // ------------------------------------------------------------ valid options
@@ -354,6 +370,11 @@ t.test('app.ws with an invalid config throws FST_NEXUS_INVALID_ROUTE naming the 
   throwsRoute('/ws', { parse: 'xml' }, 'parse', 'the string "xml"')
   throwsRoute('/ws', { parse: 42 }, 'parse', 'number 42')
   throwsRoute('/ws', { parse: {} }, 'parse', 'an object')
+  throwsRoute('/ws', { heartbeat: true }, 'heartbeat', 'boolean true')
+  throwsRoute('/ws', { heartbeat: { interval: 0 } }, 'heartbeat.interval', 'number 0')
+  throwsRoute('/ws', { maxBufferedBytes: -1 }, 'maxBufferedBytes', 'number -1')
+  throwsRoute('/ws', { rateLimit: { max: 1 } }, 'rateLimit.windowMs', 'undefined')
+  throwsRoute('/ws', { rateLimit: 10 }, 'rateLimit', 'number 10')
 
   // None of those declared a route.
   await app.ready()

@@ -74,6 +74,8 @@ t.test('every connection has its own id and metadata', async (t) => {
     onConnect: (socket, ctx) => {
       ids.push(ctx.id)
       ctx.metadata.count = (ctx.metadata.count ?? 0) + 1
+      // metadata is assignable as a whole, as the seed's heartbeat example does.
+      ctx.metadata = { ...ctx.metadata }
       socket.send(JSON.stringify(ctx.metadata))
     }
   })

@@ -12,6 +12,7 @@ import type {
   FastifyTypeProvider,
   FastifyTypeProviderDefault
 } from 'fastify'
+import type { CallValidatorTypeProvider } from 'fastify/types/type-provider'
 import type { FastifyError, FastifyErrorConstructor } from '@fastify/error'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { ServerOptions, WebSocket } from 'ws'
@@ -29,9 +30,12 @@ declare module 'fastify' {
      * before the upgrade, then the connection's lifecycle handlers.
      * Hooks, decorators and the `prefix` of the instance it is called on apply.
      */
-    ws<G extends nexusRealtime.WebSocketRouteGeneric = nexusRealtime.WebSocketRouteGeneric>(
+    ws<
+      G extends nexusRealtime.WebSocketRouteGeneric = nexusRealtime.WebSocketRouteGeneric,
+      const S extends nexusRealtime.WebSocketRouteSchema = nexusRealtime.WebSocketRouteSchema
+    >(
       path: string,
-      config: nexusRealtime.WebSocketRouteConfig<G>
+      config: nexusRealtime.WebSocketRouteConfig<nexusRealtime.ResolveRouteGeneric<G, S, TypeProvider>> & { schema?: S }
     ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
 
     /** The room manager: rooms, broadcasting and lookups, usable from any handler. */
@@ -43,6 +47,8 @@ type NexusRealtimePlugin = FastifyPluginAsync<nexusRealtime.NexusRealtimeOptions
   default: NexusRealtimePlugin
   nexusRealtime: NexusRealtimePlugin
   MemoryAdapter: typeof nexusRealtime.MemoryAdapter
+  RedisAdapter: typeof nexusRealtime.RedisAdapter
+  redisAdapter: typeof nexusRealtime.redisAdapter
   errors: typeof nexusRealtime.errors
   CloseCode: typeof nexusRealtime.CloseCode
   ErrorFrameCode: typeof nexusRealtime.ErrorFrameCode
@@ -74,6 +80,58 @@ declare namespace nexusRealtime {
      * @default 5000
      */
     shutdownTimeout?: number
+    /**
+     * Pings every socket each `interval` ms from one shared timer; a socket that
+     * has not answered the previous ping by the next tick is terminated.
+     * `false` turns it off. Routes may override it.
+     * @default { interval: 30000 }
+     */
+    heartbeat?: HeartbeatOptions | false
+    /**
+     * A socket whose unsent bytes would exceed this on a write is a slow consumer:
+     * it is closed with 1013 (terminated if the close does not finish promptly).
+     * Routes may override it.
+     * @default 4194304 (4 MiB)
+     */
+    maxBufferedBytes?: number
+    /**
+     * Per-connection token bucket: `max` messages per `windowMs`. Excess messages
+     * get a `RATE_LIMITED` error frame and are dropped; more than `2 × max` in one
+     * window closes the connection with 1008. Off by default; routes may override it.
+     * @default false
+     */
+    rateLimit?: RateLimitOptions | false
+    /**
+     * Origins allowed to open a WebSocket: a list of exact origins (or RegExps),
+     * or a predicate. Any other `Origin` gets 403 before the upgrade; a request
+     * without `Origin` (not a browser) is allowed.
+     * @default any origin
+     */
+    allowedOrigins?: ReadonlyArray<string | RegExp> | OriginPredicate
+  }
+
+  export interface HeartbeatOptions {
+    /** milliseconds between pings; a dead peer is terminated within two intervals */
+    interval: number
+  }
+
+  export interface RateLimitOptions {
+    /** messages allowed per window */
+    max: number
+    /** the window, in milliseconds */
+    windowMs: number
+  }
+
+  /** Decides whether a browser `Origin` may open a WebSocket. */
+  export type OriginPredicate = (origin: string, request: FastifyRequest) => boolean | Promise<boolean>
+
+  /** Route schemas: Fastify's own parts, checked before the upgrade (400), plus `message`. */
+  export interface WebSocketRouteSchema {
+    querystring?: unknown
+    params?: unknown
+    headers?: unknown
+    /** A JSON schema every inbound message must match, compiled once with the instance's validator compiler. */
+    message?: unknown
   }
 
   // ---------------------------------------------------------------- routes
@@ -97,6 +155,22 @@ declare namespace nexusRealtime {
   // gets `any` users and messages and a plain `Record<string, any>` metadata.
   type Field<G, K extends keyof WebSocketRouteGeneric, Default> =
     K extends keyof G ? ({} extends Pick<G, K> ? Default : G[K]) : Default
+
+  // What a schema gives a generic member the generic does not set itself,
+  // through the instance's type provider (TypeBox, JSON Schema to TS…). A
+  // provider that yields `unknown` (none) leaves the default.
+  type FromSchema<G, K extends keyof WebSocketRouteGeneric, S, SK extends keyof WebSocketRouteSchema, TP extends FastifyTypeProvider> =
+    K extends keyof G ? ({} extends Pick<G, K> ? SchemaType<K, S, SK, TP> : unknown) : SchemaType<K, S, SK, TP>
+  type SchemaType<K extends keyof WebSocketRouteGeneric, S, SK extends keyof WebSocketRouteSchema, TP extends FastifyTypeProvider> =
+    SK extends keyof S
+      ? (unknown extends S[SK] ? unknown : (unknown extends CallValidatorTypeProvider<TP, S[SK]> ? unknown : { [P in K]: CallValidatorTypeProvider<TP, S[SK]> }))
+      : unknown
+
+  /** The generic of a route once its schema has been read through the type provider. */
+  export type ResolveRouteGeneric<G, S, TP extends FastifyTypeProvider> = G &
+    FromSchema<G, 'message', S, 'message', TP> &
+    FromSchema<G, 'params', S, 'params', TP> &
+    FromSchema<G, 'query', S, 'querystring', TP>
 
   export type UserOf<G> = Field<G, 'user', any>
   export type MessageOf<G> = Field<G, 'message', any>
@@ -148,6 +222,14 @@ declare namespace nexusRealtime {
      * @default 'json'
      */
     parse?: ParseMode | MessageParser
+    /** Route schemas: `querystring`, `params`, `headers` (400 before the upgrade) and `message`. */
+    schema?: WebSocketRouteSchema
+    /** This route's heartbeat, or `false` for none. @default the plugin's `heartbeat` */
+    heartbeat?: HeartbeatOptions | false
+    /** This route's slow-consumer limit in bytes. @default the plugin's `maxBufferedBytes` */
+    maxBufferedBytes?: number
+    /** This route's rate limit, or `false` for none. @default the plugin's `rateLimit` */
+    rateLimit?: RateLimitOptions | false
   }
 
   // ---------------------------------------------------------------- context
@@ -178,8 +260,21 @@ declare namespace nexusRealtime {
   // ---------------------------------------------------------------- manager
 
   export interface BroadcastOptions {
-    /** A socket, or sockets, that must not receive this broadcast (e.g. the sender). */
-    except?: WebSocket | readonly WebSocket[]
+    /**
+     * What must not receive this broadcast (e.g. the sender): a socket of this
+     * instance, or the connection id (`ctx.id`) of a socket on any instance, or a list of them.
+     */
+    except?: WebSocket | string | ReadonlyArray<WebSocket | string>
+  }
+
+  /** Options of the cluster-wide queries (`fetchRooms`, `fetchRoomSize`, `fetchConnections`). */
+  export interface FetchOptions {
+    /**
+     * Milliseconds to wait for the other instances; those that have not answered
+     * by then are left out of the result (it never hangs).
+     * @default 5000
+     */
+    timeout?: number
   }
 
   export interface WebSocketStats {
@@ -197,6 +292,14 @@ declare namespace nexusRealtime {
     invalidMessages: number
     /** errors thrown by route handlers or emitted by sockets */
     errors: number
+    /** sockets closed with 1013 because their unsent bytes would exceed `maxBufferedBytes` */
+    slowConsumers: number
+    /** sockets terminated because they did not answer a heartbeat ping */
+    heartbeatTimeouts: number
+    /** inbound messages dropped by the rate limit */
+    rateLimited: number
+    /** counters of the adapter, from its `stats()` (the Redis adapter's are `redis…`, see `RedisAdapterStats`) */
+    [adapterCounter: string]: number
   }
 
   /** The seed's room helper, kept as it is. */
@@ -235,6 +338,15 @@ declare namespace nexusRealtime {
     readonly connections: number
     stats(): WebSocketStats
     readonly roomManager: RoomManager
+    /**
+     * The names of the rooms of every instance (each once). With an adapter that
+     * has no other instances (memory), the rooms of this one.
+     */
+    fetchRooms(options?: FetchOptions): Promise<string[]>
+    /** The number of members of a room on every instance. */
+    fetchRoomSize(room: string, options?: FetchOptions): Promise<number>
+    /** The number of connections of `app.ws` routes on every instance. */
+    fetchConnections(options?: FetchOptions): Promise<number>
   }
 
   // ---------------------------------------------------------------- adapters
@@ -258,6 +370,11 @@ declare namespace nexusRealtime {
     readonly rooms: readonly string[] | null
     /** members that must not receive it */
     readonly except: ReadonlySet<AdapterMember> | null
+    /**
+     * connection ids (`except` given as `ctx.id` strings) that must not receive it:
+     * an adapter skips local members whose `id` is in it, and tells its other instances
+     */
+    readonly exceptIds?: ReadonlySet<string> | null
   }
 
   /** What the plugin gives an adapter at `init`. */
@@ -286,6 +403,20 @@ declare namespace nexusRealtime {
     /** Delivers to the local members of the target; returns how many were written to. */
     broadcast(message: EncodedMessage, target: BroadcastTarget): number
     close(): void | Promise<void>
+    /** Optional: the rooms of every instance. Without it, `manager.fetchRooms()` answers with `rooms()`. */
+    fetchRooms?(options: AdapterFetchOptions): Promise<string[]>
+    /** Optional: a room's members on every instance. Without it, `manager.fetchRoomSize()` answers with `roomSize()`. */
+    fetchRoomSize?(room: string, options: AdapterFetchOptions): Promise<number>
+    /** Optional: the connections of every instance. Without it, `manager.fetchConnections()` answers with the local count. */
+    fetchConnections?(options: AdapterFetchOptions): Promise<number>
+    /** Optional: counters the manager merges into `stats()` (they never replace the manager's own). */
+    stats?(): Record<string, number>
+  }
+
+  /** `FetchOptions` as the manager hands them to an adapter: the timeout is always there. */
+  export interface AdapterFetchOptions {
+    /** milliseconds to wait for other instances before answering with what arrived */
+    readonly timeout: number
   }
 
   /** The embedded, single-process adapter. */
@@ -306,6 +437,88 @@ declare namespace nexusRealtime {
     close (): void
   }
 
+  /**
+   * The part of an ioredis (5 or 6) connection the Redis adapter uses; an
+   * ioredis `Redis` instance is one.
+   */
+  export interface RedisClient {
+    readonly status: string
+    publish(channel: string, message: Buffer): Promise<number>
+    subscribe(...channels: string[]): Promise<unknown>
+    unsubscribe(...channels: string[]): Promise<unknown>
+    connect(): Promise<void>
+    quit(): Promise<unknown>
+    disconnect(): void
+    /** used to make the subscriber connection when only `client` is given */
+    duplicate?(): RedisClient
+    on(event: string, listener: (...args: any[]) => void): unknown
+    removeListener(event: string, listener: (...args: any[]) => void): unknown
+  }
+
+  /**
+   * Where the Redis adapter connects: a URL (it makes two connections with
+   * ioredis and quits them on close), or your own ioredis connections, which
+   * it never quits: `client` publishes, `subscriber` (a second connection, made
+   * with `client.duplicate()` and then owned by the adapter when left out) subscribes.
+   */
+  export type RedisConnection =
+    | { url: string, client?: never, subscriber?: never }
+    | { client: RedisClient, subscriber?: RedisClient, url?: never }
+
+  export interface RedisAdapterOptions {
+    /**
+     * The prefix of every channel; the instances that share rooms use the same
+     * Redis and the same prefix, and apps with another prefix do not see them.
+     * @default 'nexus'
+     */
+    prefix?: string
+  }
+
+  /** The counters the Redis adapter adds to `manager.stats()` (a type, not an interface, so that it is a `Record<string, number>`). */
+  export type RedisAdapterStats = {
+    /** 1 when both connections to Redis are ready, else 0 */
+    redisConnected: number
+    /** room channels subscribed: rooms with a member on this instance */
+    redisRoomChannels: number
+    /** broadcasts published to Redis */
+    redisPublished: number
+    /** broadcasts that could not be published (Redis unreachable or PUBLISH failed): they reached this instance only */
+    redisPublishErrors: number
+    /** broadcasts received from other instances */
+    redisReceived: number
+    /** frames written to this instance's sockets for broadcasts of other instances */
+    redisDelivered: number
+    /** messages from Redis that did not decode, dropped */
+    redisInvalidMessages: number
+    /** cluster-wide queries that answered without every instance, at their timeout */
+    redisQueryTimeouts: number
+  }
+
+  /**
+   * Rooms and broadcasts shared by several instances over Redis pub/sub.
+   * Local membership and delivery are `MemoryAdapter`'s; each broadcast is
+   * also published once for the other instances.
+   */
+  export class RedisAdapter extends MemoryAdapter {
+    constructor (connection: RedisConnection, options?: RedisAdapterOptions)
+    /** this instance's id in the cluster (32 hex digits) */
+    readonly uid: string
+    /** connects and subscribes; does not fail when Redis is unreachable */
+    init (host: AdapterHost): Promise<void>
+    fetchRooms (options: AdapterFetchOptions): Promise<string[]>
+    fetchRoomSize (room: string, options: AdapterFetchOptions): Promise<number>
+    fetchConnections (options: AdapterFetchOptions): Promise<number>
+    stats (): RedisAdapterStats
+    close (): Promise<void>
+  }
+
+  /**
+   * The Redis adapter, for the plugin's `adapter` option:
+   * `redisAdapter({ url: 'redis://127.0.0.1:6379' })` or
+   * `redisAdapter({ client, subscriber }, { prefix: 'chat' })`.
+   */
+  export function redisAdapter (connection: RedisConnection, options?: RedisAdapterOptions): RedisAdapter
+
   // ---------------------------------------------------------------- codes
 
   /** Close codes the plugin uses. */
@@ -316,16 +529,21 @@ declare namespace nexusRealtime {
     readonly PROTOCOL_ERROR: 1002
     /** a text frame was not valid UTF-8 */
     readonly INVALID_PAYLOAD: 1007
+    /** more than `2 × rateLimit.max` messages in one window */
+    readonly POLICY_VIOLATION: 1008
     /** a frame was larger than `maxPayload` */
     readonly MESSAGE_TOO_BIG: 1009
     /** `beforeConnect` or `onConnect` threw */
     readonly INTERNAL_ERROR: 1011
+    /** a slow consumer: its unsent bytes would exceed `maxBufferedBytes` */
+    readonly TRY_AGAIN_LATER: 1013
   }
 
   /** `code` of the error frames the plugin sends to clients. */
   export const ErrorFrameCode: {
     readonly INVALID_JSON: 'INVALID_JSON'
     readonly INVALID_MESSAGE: 'INVALID_MESSAGE'
+    readonly RATE_LIMITED: 'RATE_LIMITED'
   }
 
   /** The coded errors the plugin throws or answers with. */
@@ -336,7 +554,8 @@ declare namespace nexusRealtime {
     FST_NEXUS_UNKNOWN_SOCKET: FastifyErrorConstructor<{ code: 'FST_NEXUS_UNKNOWN_SOCKET' }, [string]>
     FST_NEXUS_ROOMS_DISABLED: FastifyErrorConstructor<{ code: 'FST_NEXUS_ROOMS_DISABLED' }, [string]>
     FST_NEXUS_INVALID_DATA: FastifyErrorConstructor<{ code: 'FST_NEXUS_INVALID_DATA' }, [string]>
-    FST_NEXUS_UNAUTHORIZED: FastifyErrorConstructor<{ code: 'FST_NEXUS_UNAUTHORIZED', statusCode: 401 }, []>
+    FST_NEXUS_UNAUTHORIZED: FastifyErrorConstructor<{ code: 'FST_NEXUS_UNAUTHORIZED', statusCode: 401 }, [{ cause: unknown }?]>
+    FST_NEXUS_ORIGIN_NOT_ALLOWED: FastifyErrorConstructor<{ code: 'FST_NEXUS_ORIGIN_NOT_ALLOWED', statusCode: 403 }, [string]>
     FST_NEXUS_SHUTTING_DOWN: FastifyErrorConstructor<{ code: 'FST_NEXUS_SHUTTING_DOWN', statusCode: 503 }, []>
   }
 

@@ -9,13 +9,22 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 // `WsSocket`, so that the seed's examples below see the global `WebSocket` as they would.
 import type { WebSocket as WsSocket } from 'ws'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import nexusRealtime, {
   nexusRealtime as namedNexusRealtime,
   CloseCode,
   ErrorFrameCode,
   MemoryAdapter,
+  RedisAdapter,
+  redisAdapter,
   errors,
   type Adapter,
+  type AdapterFetchOptions,
+  type FetchOptions,
+  type RedisAdapterOptions,
+  type RedisAdapterStats,
+  type RedisClient,
+  type RedisConnection,
   type AdapterHost,
   type AdapterMember,
   type BroadcastOptions,
@@ -36,6 +45,7 @@ import nexusRealtime, {
   type WebSocketStats
 } from '..'
 import nexusRealtimeCjs = require('..')
+import { Redis } from 'ioredis'
 
 // The seed's own functions, which the seed leaves undefined.
 interface User { id: string, name: string, roles: string[] }
@@ -346,7 +356,7 @@ expectType<WebSocketContext<ChatRoute> | undefined>(manager.contextOf<ChatRoute>
 expectType<User | undefined>(manager.contextOf<ChatRoute>(socket)?.user)
 expectType<number>(manager.connections)
 expectType<WebSocketStats>(manager.stats())
-expectType<{
+expectAssignable<{
   connections: number
   rooms: number
   messagesReceived: number
@@ -354,7 +364,10 @@ expectType<{
   broadcasts: number
   invalidMessages: number
   errors: number
-}>({ ...manager.stats() })
+  slowConsumers: number
+  heartbeatTimeouts: number
+  rateLimited: number
+}>(manager.stats())
 expectType<RoomManager>(manager.roomManager)
 expectAssignable<BroadcastOptions>({ except: socket })
 expectAssignable<BroadcastOptions>({ except: [socket, other] })
@@ -363,7 +376,9 @@ expectAssignable<OutgoingData>(Symbol('anything goes at the type level'))
 expectError(manager.createRoom(42))
 expectError(manager.joinRoom('room', 'not a socket'))
 expectError(manager.broadcast(42, {}))
-expectError(manager.broadcast('room', {}, { except: 'me' }))
+expectAssignable<BroadcastOptions>({ except: 'a-connection-id' })
+expectAssignable<BroadcastOptions>({ except: [socket, 'a-connection-id-on-another-instance'] })
+expectError(manager.broadcast('room', {}, { except: 42 }))
 expectError(manager.broadcastAll({}, { only: socket }))
 expectError(manager.socketsIn(['a', 'b']))
 expectError(manager.connections = 3)
@@ -398,6 +413,7 @@ expectType<
   | 'FST_NEXUS_ROOMS_DISABLED'
   | 'FST_NEXUS_INVALID_DATA'
   | 'FST_NEXUS_UNAUTHORIZED'
+  | 'FST_NEXUS_ORIGIN_NOT_ALLOWED'
   | 'FST_NEXUS_SHUTTING_DOWN'
 >(null as unknown as NexusErrorCode)
 
@@ -434,10 +450,12 @@ expectError(ErrorFrameCode.INVALID_JSON = 'OTHER')
 
 // ------------------------------------------------------------ adapters
 
-// The Adapter interface names every method the plugin calls, and nothing else.
+// The Adapter interface names every method the plugin calls, and nothing else
+// (the last four are optional).
 expectType<
   | 'init' | 'createRoom' | 'deleteRoom' | 'hasRoom' | 'join' | 'leave' | 'leaveAll'
   | 'roomSize' | 'membersOf' | 'roomsOf' | 'rooms' | 'broadcast' | 'close'
+  | 'fetchRooms' | 'fetchRoomSize' | 'fetchConnections' | 'stats'
 >(null as unknown as keyof Adapter)
 
 // A user's own adapter, written against the interface alone.
@@ -1104,3 +1122,129 @@ app.ws('/ws/concise', {
   onError: (_socket, error) => error.message
 })
 expectType<unknown>(null as unknown as HandlerResult)
+
+// ------------------------------------------------------------ hardening options and schemas
+
+{
+  const app = Fastify()
+  void app.register(nexusRealtime, {
+    heartbeat: { interval: 10000 },
+    maxBufferedBytes: 1024 * 1024,
+    rateLimit: { max: 100, windowMs: 60000 },
+    allowedOrigins: ['https://app.example.com', /\.example\.org$/]
+  })
+  void app.register(nexusRealtime, { heartbeat: false, rateLimit: false })
+  void app.register(nexusRealtime, { allowedOrigins: async (origin: string, request) => origin.endsWith(request.hostname) })
+  expectError(app.register(nexusRealtime, { heartbeat: 30000 }))
+  expectError(app.register(nexusRealtime, { rateLimit: { max: 1 } }))
+  expectError(app.register(nexusRealtime, { allowedOrigins: 'https://app.example.com' }))
+
+  app.ws('/ws/limits', { heartbeat: { interval: 5000 }, rateLimit: false, maxBufferedBytes: 65536 })
+  expectError(app.ws('/ws/limits', { heartbeat: true }))
+
+  expectType<1008>(nexusRealtime.CloseCode.POLICY_VIOLATION)
+  expectType<1013>(nexusRealtime.CloseCode.TRY_AGAIN_LATER)
+  expectType<'RATE_LIMITED'>(nexusRealtime.ErrorFrameCode.RATE_LIMITED)
+  expectType<number>(app.getWebSocket().stats().slowConsumers)
+  expectType<number>(app.getWebSocket().stats().heartbeatTimeouts)
+  expectType<number>(app.getWebSocket().stats().rateLimited)
+}
+
+{
+  // A plain JSON schema without a type provider leaves the message `any`.
+  const app = Fastify()
+  app.ws('/ws/json-schema', {
+    schema: { message: { type: 'object', properties: { text: { type: 'string' } } } },
+    onMessage: (_socket, message) => { expectType<any>(message) }
+  })
+}
+
+{
+  // With TypeBox's type provider the schema types message, params and query.
+  const app = Fastify().withTypeProvider<TypeBoxTypeProvider>()
+  app.ws('/ws/typed/:room', {
+    schema: {
+      params: Type.Object({ room: Type.String() }),
+      querystring: Type.Object({ token: Type.String(), page: Type.Optional(Type.Number()) }),
+      message: Type.Union([
+        Type.Object({ type: Type.Literal('chat'), text: Type.String() }),
+        Type.Object({ type: Type.Literal('join_room'), room: Type.String() })
+      ])
+    },
+    onConnect: (_socket, ctx) => {
+      expectType<string>(ctx.params.room)
+      expectType<string>(ctx.query.token)
+      expectType<number | undefined>(ctx.query.page)
+    },
+    onMessage: (_socket, message) => {
+      expectType<{ type: 'chat', text: string } | { type: 'join_room', room: string }>(message)
+      if (message.type === 'chat') expectType<string>(message.text)
+      expectError(message.missing)
+    }
+  })
+  // A type argument wins over the schema.
+  app.ws<{ message: { custom: true } }>('/ws/explicit', {
+    schema: { message: Type.Object({ text: Type.String() }) },
+    onMessage: (_socket, message) => { expectType<{ custom: true }>(message) }
+  })
+}
+
+// ------------------------------------------------------------ scaling out (Redis)
+
+{
+  // The forms of redisAdapter(): a URL, or ioredis connections of the app's own.
+  const client = new Redis()
+  expectAssignable<RedisClient>(client)
+  expectType<RedisAdapter>(redisAdapter({ url: 'redis://127.0.0.1:6379' }))
+  expectType<RedisAdapter>(redisAdapter({ client, subscriber: client.duplicate() }, { prefix: 'chat' }))
+  expectType<RedisAdapter>(redisAdapter({ client }))
+  expectType<RedisAdapter>(new RedisAdapter({ url: 'rediss://cache.example.com:6380' }))
+  expectType<typeof redisAdapter>(nexusRealtime.redisAdapter)
+  expectType<typeof RedisAdapter>(nexusRealtimeCjs.RedisAdapter)
+  expectAssignable<RedisConnection>({ url: 'redis://x' })
+  expectAssignable<RedisAdapterOptions>({ prefix: 'app' })
+  expectError(redisAdapter({ url: 'redis://x', client }))
+  expectError(redisAdapter({}))
+  expectError(redisAdapter({ url: 'redis://x' }, { prefix: 1 }))
+  expectError(redisAdapter({ client: {} }))
+
+  const adapter = redisAdapter({ url: 'redis://127.0.0.1:6379' })
+  expectAssignable<Adapter>(adapter)
+  expectAssignable<MemoryAdapter>(adapter)
+  expectType<string>(adapter.uid)
+  expectType<RedisAdapterStats>(adapter.stats())
+  expectType<number>(adapter.stats().redisPublishErrors)
+  expectType<Promise<void>>(adapter.close())
+  expectAssignable<Record<string, number>>(adapter.stats())
+  void Fastify().register(nexusRealtime, { adapter })
+}
+
+{
+  // The cluster-wide queries of the manager, with an optional timeout.
+  const manager = Fastify().getWebSocket()
+  expectType<Promise<string[]>>(manager.fetchRooms())
+  expectType<Promise<number>>(manager.fetchRoomSize('room', { timeout: 1000 }))
+  expectType<Promise<number>>(manager.fetchConnections({}))
+  expectAssignable<FetchOptions>({ timeout: 0 })
+  expectError(manager.fetchRooms({ timeout: '1s' }))
+  expectError(manager.fetchRoomSize(['a']))
+  // The adapter's counters are numbers in stats().
+  expectType<number>(manager.stats().redisPublished)
+}
+
+{
+  // A user's adapter may answer the queries and add counters: all optional.
+  class Clustered extends MemoryAdapter {
+    async fetchRooms (options: AdapterFetchOptions): Promise<string[]> {
+      expectType<number>(options.timeout)
+      return this.rooms()
+    }
+
+    stats (): { nodes: number } { return { nodes: 1 } }
+  }
+  expectAssignable<Adapter>(new Clustered())
+  class Wrong extends MemoryAdapter {
+    async fetchRooms (): Promise<number> { return 1 }
+  }
+  expectNotAssignable<Adapter>(new Wrong())
+}
