@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type nexusRealtimeTypes from '../types/index'
 import { MemoryAdapter } from './adapters/memory'
+import { RedisAdapter, redisAdapter } from './adapters/redis'
 import { CloseCode, ErrorFrameCode } from './constants'
 import { errors } from './errors'
 import { plugin } from './plugin'
@@ -9,7 +10,7 @@ import { plugin } from './plugin'
 const nexusRealtime = Object.assign(fp(plugin, {
   fastify: '5.x',
   name: 'fastify-nexus-realtime'
-}), { MemoryAdapter, errors, CloseCode, ErrorFrameCode }) as unknown as typeof nexusRealtimeTypes
+}), { MemoryAdapter, RedisAdapter, redisAdapter, errors, CloseCode, ErrorFrameCode }) as unknown as typeof nexusRealtimeTypes
 Object.assign(nexusRealtime, { default: nexusRealtime, nexusRealtime })
 
 export = nexusRealtime
@@ -20,6 +21,8 @@ export = nexusRealtime
 module.exports.default = nexusRealtime
 module.exports.nexusRealtime = nexusRealtime
 module.exports.MemoryAdapter = MemoryAdapter
+module.exports.RedisAdapter = RedisAdapter
+module.exports.redisAdapter = redisAdapter
 module.exports.errors = errors
 module.exports.CloseCode = CloseCode
 module.exports.ErrorFrameCode = ErrorFrameCode

@@ -6,6 +6,7 @@ import type {
   AdapterMember,
   BroadcastOptions,
   EncodedMessage,
+  FetchOptions,
   RoomManager,
   WebSocketContext,
   WebSocketManager,
@@ -16,11 +17,29 @@ import { CloseCode, MAX_ROOM_NAME_LENGTH } from './constants'
 import { encode } from './codec'
 import { Connection, type ConnectionRegistry } from './connection'
 import { describe, errors } from './errors'
+import { Heartbeat } from './heartbeat'
 
 function assertRoom (room: unknown): asserts room is string {
   if (typeof room !== 'string' || room.length === 0 || room.length > MAX_ROOM_NAME_LENGTH) {
     throw new errors.FST_NEXUS_INVALID_ROOM(describe(room))
   }
+}
+
+/** How long cluster-wide queries wait for other instances by default, in ms. */
+const DEFAULT_FETCH_TIMEOUT = 5000
+/** The longest delay setTimeout honours. */
+const MAX_TIMEOUT = 2 ** 31 - 1
+
+function fetchTimeout (options: FetchOptions | undefined): number {
+  if (options === undefined) return DEFAULT_FETCH_TIMEOUT
+  if (typeof options !== 'object' || options === null) {
+    throw new errors.FST_NEXUS_INVALID_OPTION('options', 'an object ({ timeout })', describe(options))
+  }
+  const timeout = options.timeout ?? DEFAULT_FETCH_TIMEOUT
+  if (typeof timeout !== 'number' || !(timeout >= 0 && timeout <= MAX_TIMEOUT)) {
+    throw new errors.FST_NEXUS_INVALID_OPTION('timeout', `a number of milliseconds from 0 to ${MAX_TIMEOUT}`, describe(timeout))
+  }
+  return timeout
 }
 
 function assertSocket (socket: unknown): asserts socket is WebSocket {
@@ -35,14 +54,25 @@ function assertSocket (socket: unknown): asserts socket is WebSocket {
  * validates every argument it is given.
  */
 export class Manager implements WebSocketManager, ConnectionRegistry {
-  readonly counters = { messagesReceived: 0, messagesSent: 0, broadcasts: 0, invalidMessages: 0, errors: 0 }
+  readonly counters = {
+    messagesReceived: 0,
+    messagesSent: 0,
+    broadcasts: 0,
+    invalidMessages: 0,
+    errors: 0,
+    slowConsumers: 0,
+    heartbeatTimeouts: 0,
+    rateLimited: 0
+  }
+
+  readonly heartbeat = new Heartbeat()
   readonly roomManager: RoomManager
   /** set by the plugin when app.close() starts */
   closing = false
   /** connections whose socket is open (they can be in rooms) */
   private readonly live = new Set<Connection>()
-  /** connections whose onClose has not finished yet */
-  private readonly unsettled = new Set<Connection>()
+  /** connections whose onClose has not finished yet (a count: no per-socket entry) */
+  private unsettled = 0
   private readonly adapter: Adapter
   private onIdle: (() => void) | null = null
 
@@ -68,7 +98,7 @@ export class Manager implements WebSocketManager, ConnectionRegistry {
 
   attach (connection: Connection): void {
     this.live.add(connection)
-    this.unsettled.add(connection)
+    this.unsettled++
   }
 
   detach (connection: Connection): void {
@@ -76,9 +106,9 @@ export class Manager implements WebSocketManager, ConnectionRegistry {
     this.adapter.leaveAll(connection)
   }
 
-  settled (connection: Connection): void {
-    this.unsettled.delete(connection)
-    if (this.unsettled.size === 0 && this.onIdle !== null) this.onIdle()
+  settled (): void {
+    this.unsettled--
+    if (this.unsettled === 0 && this.onIdle !== null) this.onIdle()
   }
 
   // ---------------------------------------------------------- rooms
@@ -141,10 +171,35 @@ export class Manager implements WebSocketManager, ConnectionRegistry {
 
   stats (): WebSocketStats {
     return {
+      // The adapter's own counters (e.g. the Redis adapter's), never in place of the manager's.
+      ...this.adapter.stats?.(),
       connections: this.live.size,
       rooms: this.adapter.rooms().length,
       ...this.counters
     }
+  }
+
+  // ---------------------------------------------------------- cluster-wide queries
+  // An adapter for several instances answers for all of them; without one,
+  // the answer is this instance's.
+
+  async fetchRooms (options?: FetchOptions): Promise<string[]> {
+    const timeout = fetchTimeout(options)
+    if (typeof this.adapter.fetchRooms !== 'function') return this.adapter.rooms()
+    return await this.adapter.fetchRooms({ timeout })
+  }
+
+  async fetchRoomSize (room: string, options?: FetchOptions): Promise<number> {
+    assertRoom(room)
+    const timeout = fetchTimeout(options)
+    if (typeof this.adapter.fetchRoomSize !== 'function') return this.adapter.roomSize(room)
+    return await this.adapter.fetchRoomSize(room, { timeout })
+  }
+
+  async fetchConnections (options?: FetchOptions): Promise<number> {
+    const timeout = fetchTimeout(options)
+    if (typeof this.adapter.fetchConnections !== 'function') return this.live.size
+    return await this.adapter.fetchConnections({ timeout })
   }
 
   // ---------------------------------------------------------- sending
@@ -182,16 +237,28 @@ export class Manager implements WebSocketManager, ConnectionRegistry {
   }
 
   private publish (message: EncodedMessage, rooms: readonly string[] | null, options: BroadcastOptions | undefined): number {
-    const except = options?.except === undefined ? null : this.exceptSet(options.except)
-    const written = this.adapter.broadcast(message, { rooms, except })
+    let except: Set<AdapterMember> | null = null
+    let exceptIds: Set<string> | null = null
+    if (options?.except !== undefined) {
+      exceptIds = new Set()
+      except = this.exceptSet(options.except, exceptIds)
+      if (exceptIds.size === 0) exceptIds = null
+    }
+    const written = this.adapter.broadcast(message, { rooms, except, exceptIds })
     this.counters.broadcasts++
     this.counters.messagesSent += written
     return written
   }
 
-  private exceptSet (except: WebSocket | readonly WebSocket[]): Set<AdapterMember> {
+  /** The local members `except` names; the connection ids it gives (sockets of any instance) go into `ids`. */
+  private exceptSet (except: NonNullable<BroadcastOptions['except']>, ids: Set<string>): Set<AdapterMember> {
     const set = new Set<AdapterMember>()
     for (const socket of Array.isArray(except) ? except : [except]) {
+      if (typeof socket === 'string') {
+        if (socket.length === 0) throw new errors.FST_NEXUS_UNKNOWN_SOCKET(describe(socket))
+        ids.add(socket)
+        continue
+      }
       assertSocket(socket)
       const connection = this.own(socket)
       if (connection !== undefined) set.add(connection)
@@ -220,11 +287,12 @@ export class Manager implements WebSocketManager, ConnectionRegistry {
    */
   async shutdown (timeout: number, others: Iterable<WebSocket>): Promise<void> {
     this.closing = true
+    this.heartbeat.stop()
     for (const connection of this.live) connection.close(CloseCode.GOING_AWAY, 'Server shutting down')
     for (const socket of others) {
       if (socket.readyState <= 1) socket.close(CloseCode.GOING_AWAY, 'Server shutting down')
     }
-    if (this.unsettled.size > 0) {
+    if (this.unsettled > 0) {
       let timer: NodeJS.Timeout | undefined
       await new Promise<void>((resolve) => {
         this.onIdle = resolve

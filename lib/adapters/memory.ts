@@ -55,13 +55,14 @@ export class MemoryAdapter implements Adapter {
   }
 
   broadcast (message: EncodedMessage, target: BroadcastTarget): number {
-    const { rooms, except } = target
+    const { rooms } = target
+    const skip = skipOf(target)
     if (rooms === null) {
       /* c8 ignore next -- the plugin calls init() before any broadcast */
       if (this.host === undefined) return 0
-      return deliverAll(this.host.members(), message, except)
+      return deliverAll(this.host.members(), message, skip)
     }
-    if (rooms.length === 1) return deliverAll(this.index.membersOf(rooms[0]), message, except)
+    if (rooms.length === 1) return deliverAll(this.index.membersOf(rooms[0]), message, skip)
 
     // Several rooms: a member of more than one of them gets the message once.
     let written = 0
@@ -70,7 +71,7 @@ export class MemoryAdapter implements Adapter {
       for (const member of this.index.membersOf(room)) {
         if (seen.has(member)) continue
         seen.add(member)
-        if (except !== null && except.has(member)) continue
+        if (skip !== null && skip(member)) continue
         if (member.deliver(message)) written++
       }
     }
@@ -82,15 +83,24 @@ export class MemoryAdapter implements Adapter {
   }
 }
 
-function deliverAll (members: Iterable<AdapterMember>, message: EncodedMessage, except: ReadonlySet<AdapterMember> | null): number {
+/** Whether a member is excluded by `except` (members) or `exceptIds` (connection ids); `null` when nobody is. */
+function skipOf (target: BroadcastTarget): ((member: AdapterMember) => boolean) | null {
+  const except = target.except !== null && target.except.size > 0 ? target.except : null
+  const ids = target.exceptIds !== undefined && target.exceptIds !== null && target.exceptIds.size > 0 ? target.exceptIds : null
+  if (ids === null) return except === null ? null : (member) => except.has(member)
+  if (except === null) return (member) => ids.has(member.id)
+  return (member) => except.has(member) || ids.has(member.id)
+}
+
+function deliverAll (members: Iterable<AdapterMember>, message: EncodedMessage, skip: ((member: AdapterMember) => boolean) | null): number {
   let written = 0
-  if (except === null) {
+  if (skip === null) {
     for (const member of members) {
       if (member.deliver(message)) written++
     }
   } else {
     for (const member of members) {
-      if (!except.has(member) && member.deliver(message)) written++
+      if (!skip(member) && member.deliver(message)) written++
     }
   }
   return written

@@ -1,7 +1,12 @@
 // The behaviour every Adapter must show (types/index.d.ts, `Adapter`), run
 // against real adapter instances: test/memory-adapter.test.ts runs it on
-// MemoryAdapter, and an adapter for several instances runs the same suite.
+// MemoryAdapter, test/redis-adapter.test.ts on RedisAdapter.
 // Only the Adapter interface is used here, nothing of one implementation.
+//
+// Everything an adapter does for its local members is synchronous, also for an
+// adapter that reaches other instances; what it sends to them (and gets back
+// from its transport) arrives later. `settle` waits for that, so that the
+// suite also sees an adapter that echoes its own broadcasts to its members.
 import 'tap'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
@@ -60,8 +65,18 @@ export function text (value: string): EncodedMessage {
   return { data: Buffer.from(value), binary: false }
 }
 
+export interface ContractOptions {
+  /**
+   * Resolves once whatever the adapter sent through its transport so far has
+   * come back to it and been handled. The memory adapter has no transport.
+   */
+  settle?: (adapter: Adapter) => Promise<void>
+}
+
 interface Fixture {
   adapter: Adapter
+  /** waits for the adapter's transport (see ContractOptions.settle) */
+  settle (): Promise<void>
   /** every local member, what host.members() yields */
   members: Set<TestMember>
   /** a new member, registered with the host as a live connection */
@@ -76,7 +91,7 @@ const ids = (members: Iterable<AdapterMember>): string[] => [...members].map((me
  * is called once per test; each adapter is initialised with a host whose
  * members are the test's members, and closed when its test ends.
  */
-export function adapterContract (t: tap.Test, name: string, makeAdapter: () => Adapter): Promise<unknown> {
+export function adapterContract (t: tap.Test, name: string, makeAdapter: () => Adapter, options: ContractOptions = {}): Promise<unknown> {
   let unique = 0
   /** room names unique to each test, so that an adapter sharing state between instances cannot leak rooms from test to test */
   const roomName = (base: string): string => `${base}-${process.pid}-${++unique}-${Date.now().toString(36)}`
@@ -93,6 +108,7 @@ export function adapterContract (t: tap.Test, name: string, makeAdapter: () => A
     return {
       adapter,
       members,
+      settle: async () => { await options.settle?.(adapter) },
       member (id, open = true) {
         const member = new TestMember(id, open)
         members.add(member)
@@ -459,6 +475,80 @@ export function adapterContract (t: tap.Test, name: string, makeAdapter: () => A
       t.equal(adapter.broadcast(text('after leaveAll'), { rooms: [room], except: null }), 1)
       t.same(a.texts(), ['after leaveAll'])
       t.same(b.texts(), ['after leave'])
+    })
+
+    t.test('every kind of broadcast reaches each member once, also after the transport settled', async (t) => {
+      const { adapter, member, settle } = await setup(t)
+      const [r1, r2] = [roomName('r1'), roomName('r2')]
+      const a = member('a')
+      const b = member('b')
+      const c = member('c')
+      adapter.join(r1, a)
+      adapter.join(r2, a)
+      adapter.join(r2, b)
+      t.equal(adapter.broadcast(text('one room'), { rooms: [r1], except: null }), 1)
+      t.equal(adapter.broadcast(text('two rooms'), { rooms: [r1, r2], except: null }), 2)
+      t.equal(adapter.broadcast({ data: Buffer.from([7]), binary: true }, { rooms: [r2], except: new Set([b]) }), 1)
+      t.equal(adapter.broadcast(text('everyone'), { rooms: null, except: null }), 3)
+      await settle()
+      t.same(a.texts(), ['one room', 'two rooms', '\u0007', 'everyone'], 'no second copy came back through the transport')
+      t.same(a.received.map((message) => message.binary), [false, false, true, false])
+      t.same(b.texts(), ['two rooms', 'everyone'])
+      t.same(c.texts(), ['everyone'])
+      t.equal(a.calls + b.calls + c.calls, 7)
+    })
+
+    t.test('exceptIds skips members by connection id, alone or with except', async (t) => {
+      const { adapter, member, settle } = await setup(t)
+      const [r1, r2] = [roomName('r1'), roomName('r2')]
+      const a = member('a')
+      const b = member('b')
+      const c = member('c')
+      for (const m of [a, b, c]) adapter.join(r1, m)
+      adapter.join(r2, c)
+
+      t.equal(adapter.broadcast(text('one'), { rooms: [r1], except: null, exceptIds: new Set(['a']) }), 2)
+      t.equal(adapter.broadcast(text('two'), { rooms: [r1, r2], except: new Set([b]), exceptIds: new Set(['c']) }), 1)
+      t.equal(adapter.broadcast(text('three'), { rooms: null, except: null, exceptIds: new Set(['b', 'not-here']) }), 2)
+      t.equal(adapter.broadcast(text('four'), { rooms: [r1], except: null, exceptIds: new Set() }), 3, 'an empty exceptIds skips nobody')
+      t.equal(adapter.broadcast(text('five'), { rooms: [r1], except: null, exceptIds: null }), 3)
+      await settle()
+      t.same([a.texts(), b.texts(), c.texts()], [
+        ['two', 'three', 'four', 'five'],
+        ['one', 'four', 'five'],
+        ['one', 'three', 'four', 'five']
+      ])
+    })
+
+    t.test('the optional cluster queries answer, for an adapter alone, what it holds', async (t) => {
+      const { adapter, member } = await setup(t)
+      if (adapter.fetchRooms === undefined || adapter.fetchRoomSize === undefined || adapter.fetchConnections === undefined) {
+        t.equal(adapter.fetchRooms ?? adapter.fetchRoomSize ?? adapter.fetchConnections, undefined, 'an adapter without them leaves all three to the manager')
+        return
+      }
+      const [room, kept] = [roomName('asked'), roomName('kept')]
+      adapter.createRoom(kept)
+      adapter.join(room, member('a'))
+      adapter.join(room, member('b'))
+      member('c')
+      const started = Date.now()
+      t.same((await adapter.fetchRooms({ timeout: 2000 })).sort(), [room, kept].sort())
+      t.equal(await adapter.fetchRoomSize(room, { timeout: 2000 }), 2)
+      t.equal(await adapter.fetchRoomSize(roomName('unknown'), { timeout: 2000 }), 0)
+      t.equal(await adapter.fetchConnections({ timeout: 2000 }), 3)
+      t.ok(Date.now() - started < 1000, 'alone, it does not wait for its timeout')
+    })
+
+    t.test('the optional stats() gives finite numbers', async (t) => {
+      const { adapter, member } = await setup(t)
+      if (adapter.stats === undefined) {
+        t.pass('no adapter counters')
+        return
+      }
+      adapter.join(roomName('counted'), member('a'))
+      const stats = adapter.stats()
+      t.ok(Object.keys(stats).length > 0)
+      for (const [key, value] of Object.entries(stats)) t.ok(Number.isFinite(value), `${key} is a finite number`)
     })
 
     t.test('rooms are kept per adapter instance', async (t) => {

@@ -1,0 +1,286 @@
+// Shared by the tests that need Redis: where it is, whether it answers, and
+// the processes (fixture instances, a private redis-server) those tests start.
+import 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+import type { WebSocket } from 'ws'
+import nexusRealtime from '../../lib/index'
+import type { Adapter } from '../../types/index'
+import { logCapture } from './logs'
+import { type Client, connect } from './server'
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+const root = join(__dirname, '..', '..')
+
+interface TestContext {
+  teardown (fn: () => unknown): void
+}
+
+/** Whether a Redis answers PING at `url` within a second (no retries, nothing left open). */
+export async function redisAnswers (url = REDIS_URL): Promise<boolean> {
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return (await client.ping()) === 'PONG'
+  } catch {
+    return false
+  } finally {
+    client.disconnect()
+  }
+}
+
+/**
+ * Runs `fn` as a subtest when a Redis answers at REDIS_URL. Otherwise the
+ * subtest is skipped with a visible reason, except under CI=true, where a
+ * missing Redis is a failure.
+ */
+export function withRedis (t: tap.Test, name: string, fn: (t: tap.Test) => Promise<void>): void {
+  void (async () => {
+    if (await redisAnswers()) {
+      t.test(name, fn)
+    } else if (process.env.CI === 'true') {
+      t.fail(`${name}: no Redis answers at ${REDIS_URL}, and CI=true: the Redis tests must run in CI`)
+    } else {
+      t.test(name, { skip: `no Redis answers at ${REDIS_URL} (start redis-server or set REDIS_URL)` }, fn)
+    }
+  })()
+}
+
+/** An ioredis connection to REDIS_URL (or `url`), quit when the test ends. */
+export function redisClient (t: TestContext, url = REDIS_URL, options: Record<string, unknown> = {}): Redis {
+  const client = new Redis(url, options)
+  client.on('error', () => {})
+  t.teardown(() => {
+    if (client.status === 'ready') return client.quit().catch(() => client.disconnect())
+    client.disconnect()
+  })
+  return client
+}
+
+/** A channel prefix no other test (or test run) uses. */
+export function uniquePrefix (name: string): string {
+  return `test-${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
+}
+
+/** How many connections are subscribed to each of `channels`. */
+export async function subscribers (client: Redis, ...channels: string[]): Promise<number[]> {
+  const reply = await client.pubsub('NUMSUB', ...channels) as unknown[]
+  const counts: number[] = []
+  for (let i = 1; i < reply.length; i += 2) counts.push(Number(reply[i]))
+  return counts
+}
+
+/** What a client of `node()` or of the fixture received after its greeting. */
+export const after = (client: Client): any[] => client.messages.slice(1)
+
+/** The log lines with this message. */
+export const messagesOf = (lines: any[], msg: string): any[] => lines.filter((line) => line.msg === msg)
+
+export interface Node {
+  app: FastifyInstance
+  /** ws://127.0.0.1:<port> */
+  base: string
+  /** every log line of the app */
+  lines: any[]
+  /** server sockets by connection id */
+  sockets: Map<string, WebSocket>
+  /** a client of /ws joined to `rooms`, with its connection id */
+  join (rooms?: string[]): Promise<Client & { id: string }>
+}
+
+/** An app on the given adapter with a /ws route whose `?rooms=` are joined on connect. */
+export async function node (t: TestContext, adapter: Adapter, level = 'info'): Promise<Node> {
+  const { stream, lines } = logCapture()
+  const app = Fastify({ logger: { level, stream } })
+  await app.register(nexusRealtime, { adapter })
+  t.teardown(() => app.close())
+  const sockets = new Map<string, WebSocket>()
+  app.ws('/ws', {
+    onConnect: (socket, ctx) => {
+      sockets.set(ctx.id, socket)
+      const rooms = typeof ctx.query.rooms === 'string' && ctx.query.rooms !== '' ? ctx.query.rooms.split(',') : []
+      for (const room of rooms) app.getWebSocket().joinRoom(room, socket)
+      socket.send(JSON.stringify({ hello: ctx.id }))
+    }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const base = `ws://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  return {
+    app,
+    base,
+    lines,
+    sockets,
+    async join (rooms = []) {
+      const client = await connect(`${base}/ws?rooms=${rooms.join(',')}`)
+      t.teardown(() => client.close())
+      const [hello] = await client.waitFor(1)
+      return Object.assign(client, { id: hello.hello as string })
+    }
+  }
+}
+
+export const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Resolves once `predicate` (sync or async) holds, polling. */
+export async function eventually (predicate: () => boolean | Promise<boolean>, timeout = 5000, what = 'condition'): Promise<void> {
+  const start = Date.now()
+  while (!(await predicate())) {
+    if (Date.now() - start > timeout) throw new Error(`${what} not met within ${timeout} ms`)
+    await delay(10)
+  }
+}
+
+/** A TCP port that was free a moment ago, on 127.0.0.1. */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+/**
+ * The environment of child processes that run lib/ through tsx: tap's
+ * instrumentation is left out, so that their runs do not garble (or count
+ * towards) the coverage of lib/ measured in the test process.
+ */
+export function childEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [key, value] of Object.entries(process.env)) {
+    if (key === 'NODE_OPTIONS' || key === 'NODE_V8_COVERAGE' || key.startsWith('_TAPJS') || key.startsWith('TAP')) continue
+    env[key] = value
+  }
+  return { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0', ...extra }
+}
+
+/** A redis-server of the test's own, on a free port, without persistence; killed when the test ends. */
+export class RedisServer {
+  readonly port: number
+  readonly url: string
+  private child: ChildProcess | null = null
+
+  constructor (port: number) {
+    this.port = port
+    this.url = `redis://127.0.0.1:${port}`
+  }
+
+  static async start (t: TestContext): Promise<RedisServer> {
+    const server = new RedisServer(await freePort())
+    t.teardown(() => server.kill())
+    await server.start()
+    return server
+  }
+
+  async start (): Promise<void> {
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    this.child = child
+    child.on('error', () => {})
+    await eventually(() => redisAnswers(this.url), 5000, `redis-server on port ${this.port} answering`)
+  }
+
+  /** SIGKILL: Redis vanishes without a goodbye, as in a crash. */
+  async kill (): Promise<void> {
+    const child = this.child
+    this.child = null
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return
+    const exited = once(child, 'exit')
+    child.kill('SIGKILL')
+    await exited
+  }
+}
+
+export interface Instance {
+  readonly name: string
+  readonly child: ChildProcess
+  /** http://127.0.0.1:<port> */
+  readonly url: string
+  /** ws://127.0.0.1:<port> */
+  readonly wsUrl: string
+  /** the JSON lines the instance printed (its log and its reports) */
+  readonly lines: any[]
+  /** what it printed on stderr */
+  stderr (): string
+  post (path: string, body: unknown): Promise<any>
+  get (path: string): Promise<any>
+  /** a client of its /ws joined to `rooms`, once the instance greeted it with its connection id */
+  join (rooms?: string[]): Promise<Client & { id: string }>
+  /** SIGTERM, then its exit code (the fixture closes the app and exits by itself) */
+  stop (): Promise<number | null>
+}
+
+/**
+ * Starts test/fixtures/redis-instance.ts (an app on the Redis adapter) in its
+ * own process, on a free port; stopped when the test ends.
+ */
+export async function startInstance (t: TestContext, name: string, env: Record<string, string>): Promise<Instance> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'test', 'fixtures', 'redis-instance.ts')], {
+    cwd: root,
+    env: childEnv({ INSTANCE: name, ...env }),
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const lines: any[] = []
+  let stderr = ''
+  let partial = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    partial += chunk
+    const complete = partial.split('\n')
+    partial = complete.pop() as string
+    for (const line of complete) {
+      if (line.trim() === '') continue
+      try {
+        lines.push(JSON.parse(line))
+      } catch {
+        lines.push({ text: line })
+      }
+    }
+  })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const exited = once(child, 'exit')
+
+  const stop = async (): Promise<number | null> => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10000)
+    const [code] = await exited
+    clearTimeout(timer)
+    return code
+  }
+  t.teardown(stop)
+
+  await eventually(() => lines.some((line) => line.listening !== undefined) || child.exitCode !== null, 20000, `instance ${name} listening`)
+  const port = lines.find((line) => line.listening !== undefined)?.listening
+  if (port === undefined) throw new Error(`instance ${name} exited: ${stderr}`)
+  const url = `http://127.0.0.1:${port}`
+
+  const call = async (path: string, init?: RequestInit): Promise<any> => {
+    const response = await fetch(url + path, init)
+    const body = await response.json()
+    if (!response.ok) throw new Error(`${name} ${path}: ${response.status} ${JSON.stringify(body)}`)
+    return body
+  }
+  return {
+    name,
+    child,
+    url,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    lines,
+    stderr: () => stderr,
+    post: (path, body) => call(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    get: (path) => call(path),
+    async join (rooms = []) {
+      const client = await connect(`ws://127.0.0.1:${port}/ws?rooms=${rooms.join(',')}`)
+      t.teardown(() => client.close())
+      const [hello] = await client.waitFor(1)
+      return Object.assign(client, { id: hello.id as string })
+    },
+    stop
+  }
+}
