@@ -1,19 +1,15 @@
-// The seed's Chat Application on one ws route, /ws/chat, plus the join_room /
-// leave_room messages of its Room Management section, and a small page at /.
-// Run it with `npm start` (builds dist/ first), then open http://localhost:3000.
+// The seed's Chat Application with a small page at /: run it with `npm start`
+// (builds dist/ first), then open http://localhost:3000. The /ws/chat route
+// itself is in chat.ts.
 import Fastify from 'fastify'
 import nexusRealtime from 'fastify-nexus-realtime'
-import { randomUUID } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { chat } from './chat'
 
 const port = Number(process.env.PORT ?? 3000)
 const host = process.env.HOST ?? 'localhost'
 const page = join(__dirname, 'public', 'index.html')
-
-function generateId (): string {
-  return randomUUID()
-}
 
 async function start (): Promise<void> {
   const app = Fastify({ logger: true })
@@ -23,95 +19,7 @@ async function start (): Promise<void> {
     return reply.type('text/html; charset=utf-8').send(await readFile(page))
   })
 
-  app.ws('/ws/chat', {
-    auth: async (ctx) => {
-      const token = ctx.query.token as string
-      return { id: generateId(), name: token || 'Anonymous' }
-    },
-
-    onConnect: async (socket, ctx) => {
-      const ws = app.getWebSocket()!
-
-      // Join default room
-      ws.joinRoom('general', socket)
-
-      // Welcome message
-      socket.send(JSON.stringify({
-        type: 'welcome',
-        message: `Welcome ${ctx.user.name}!`,
-        room: 'general'
-      }))
-
-      // Notify others
-      ws.broadcast('general', {
-        type: 'system',
-        message: `${ctx.user.name} joined the chat`
-      })
-    },
-
-    onMessage: async (socket, message, ctx) => {
-      const ws = app.getWebSocket()!
-
-      switch (message.type) {
-        case 'chat':
-          ws.broadcast(message.room || 'general', {
-            type: 'chat',
-            user: ctx.user.name,
-            text: message.text,
-            timestamp: new Date().toISOString()
-          })
-          break
-
-        case 'private': {
-          // Find the target socket(s) by user name and send directly. Every
-          // connection is in 'general', so that room lists everyone online.
-          const targets = ws.socketsIn('general')
-            .filter((other) => ws.contextOf(other)?.user.name === message.to)
-          if (targets.length === 0) {
-            socket.send(JSON.stringify({ type: 'error', message: `${message.to} is not online` }))
-            break
-          }
-          const payload = JSON.stringify({
-            type: 'private',
-            from: ctx.user.name,
-            text: message.text,
-            timestamp: new Date().toISOString()
-          })
-          for (const target of targets) target.send(payload)
-          break
-        }
-
-        case 'typing':
-          ws.broadcast(message.room || 'general', {
-            type: 'typing',
-            user: ctx.user.name
-          })
-          break
-
-        case 'join_room':
-          ws.joinRoom(message.room, socket)
-          socket.send(JSON.stringify({ type: 'room_joined', room: message.room }))
-          break
-
-        case 'leave_room':
-          ws.leaveRoom(message.room, socket)
-          socket.send(JSON.stringify({ type: 'room_left', room: message.room }))
-          break
-      }
-    },
-
-    onClose: async (_socket, ctx) => {
-      const ws = app.getWebSocket()!
-      ws.broadcast('general', {
-        type: 'system',
-        message: `${ctx.user.name} left the chat`
-      })
-    },
-
-    onError: async (_socket, error, ctx) => {
-      console.error(`WebSocket error for ${ctx.user?.name}:`, error)
-    }
-  })
+  await app.register(chat)
 
   // Graceful shutdown: every socket gets 1001 and its onClose runs, then the
   // process exits on its own once nothing is left open.
