@@ -1,0 +1,230 @@
+/**
+ * One load client: `node --import tsx bench/client.ts <impl>`. Started by
+ * bench/run.ts (pinned to the other CPU), it opens connections to one server
+ * (ws clients, or socket.io-client with `transports: ['websocket']`), counts
+ * what every socket receives and acknowledges complete steps over IPC.
+ */
+import { io, type Socket } from 'socket.io-client'
+import { WebSocket, type RawData } from 'ws'
+import { serve, tell } from './lib/ipc'
+import {
+  AUTH_TOKEN, EVENT, ROOMS_PER_CLIENT, burstRoomsOf, isImpl,
+  type Ack, type ClientReport, type ConnectResult, type SubscribeMessage
+} from './lib/protocol'
+
+interface Conn {
+  index: number
+  close (): void
+  subscribe (message: SubscribeMessage): void
+}
+
+/** One measured round: `steps` steps of `per` messages for every socket. */
+interface Round {
+  kind: 'fanout' | 'burst'
+  steps: number
+  per: number
+  ackEvery: number
+  sockets: number
+  /** how many sockets have received step k in full */
+  perStep: Uint32Array
+  complete: number
+  lastAck: number
+}
+
+const MAX_SOCKETS = 20_000
+
+const impl = process.argv[2] ?? ''
+if (!isImpl(impl)) throw new Error(`unknown implementation ${impl}`)
+
+const conns: Conn[] = []
+const counts = new Uint32Array(MAX_SOCKETS)
+let round: Round | null = null
+let mismatches = 0
+let stray = 0
+let closedUnexpectedly = 0
+let closing = false
+let nextIndex = 0
+
+/** Checks the content of the messages socket 0 gets (one socket, so that parsing costs little). */
+function check (data: unknown, step: number): void {
+  if (round === null) return
+  const message = (Buffer.isBuffer(data) ? JSON.parse(data.toString()) : data) as { type?: string, seq?: number, tick?: number }
+  const ok = round.kind === 'fanout'
+    ? message.type === 'tick' && message.seq === step
+    : message.type === 'price_update' && message.tick === Math.ceil(step / round.per)
+  if (!ok) mismatches++
+}
+
+function received (index: number, data: unknown): void {
+  const count = ++counts[index]
+  const current = round
+  if (current === null) {
+    stray++
+    return
+  }
+  if (index === 0) check(data, count)
+  if (count % current.per !== 0) return
+  const step = count / current.per
+  if (step > current.steps) {
+    stray++
+    return
+  }
+  if (++current.perStep[step] !== current.sockets) return
+  // Every socket has step `step` (and so every earlier one: a socket's frames arrive in order).
+  current.complete = step
+  if (step === current.steps || step - current.lastAck >= current.ackEvery) {
+    current.lastAck = step
+    tell({ type: 'ack', complete: step } satisfies Ack)
+  }
+}
+
+function lost (): void {
+  if (!closing) closedUnexpectedly++
+}
+
+function openWs (port: number, path: string, index: number): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`ws://127.0.0.1:${port}${path}?i=${index}&token=${AUTH_TOKEN}`, { perMessageDeflate: false })
+    const fail = (error: Error): void => {
+      socket.terminate()
+      reject(error)
+    }
+    socket.once('error', fail)
+    socket.once('unexpected-response', (_req, res) => fail(new Error(`HTTP ${res.statusCode}`)))
+    socket.once('open', () => {
+      socket.off('error', fail)
+      socket.on('error', () => {})
+      socket.on('message', (data: RawData) => received(index, data))
+      socket.on('close', lost)
+      resolve({
+        index,
+        close: () => socket.terminate(),
+        subscribe: (message) => socket.send(JSON.stringify(message))
+      })
+    })
+  })
+}
+
+function openSocketIo (port: number, index: number): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    const socket: Socket = io(`http://127.0.0.1:${port}`, {
+      transports: ['websocket'],
+      forceNew: true,
+      reconnection: false,
+      timeout: 20_000,
+      query: { i: String(index), token: AUTH_TOKEN }
+    })
+    socket.once('connect_error', (error) => {
+      socket.disconnect()
+      reject(error)
+    })
+    socket.once('connect', () => {
+      socket.on(EVENT, (data: unknown) => received(index, data))
+      socket.on('disconnect', lost)
+      resolve({
+        index,
+        close: () => socket.disconnect(),
+        subscribe: (message) => socket.emit('subscribe', message.rooms)
+      })
+    })
+  })
+}
+
+function open (port: number, path: string, index: number): Promise<Conn> {
+  return impl === 'socket.io' ? openSocketIo(port, index) : openWs(port, path, index)
+}
+
+/** Opens `n` connections, at most `concurrency` handshakes in flight, within `timeoutMs`. */
+function connect ({ port, path, n, concurrency, timeoutMs }: { port: number, path: string, n: number, concurrency: number, timeoutMs: number }): Promise<ConnectResult> {
+  if (conns.length + n > MAX_SOCKETS) throw new Error(`at most ${MAX_SOCKETS} sockets per client`)
+  closing = false
+  const start = process.hrtime.bigint()
+  return new Promise((resolve) => {
+    let started = 0
+    let opened = 0
+    let failed = 0
+    let firstError: string | undefined
+    let done = false
+    const finish = (): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      const wallMs = Number(process.hrtime.bigint() - start) / 1e6
+      resolve({ opened, failed, wallMs, ...(firstError === undefined ? {} : { firstError }) })
+    }
+    const timer = setTimeout(() => {
+      firstError ??= `timed out after ${timeoutMs} ms`
+      finish()
+    }, timeoutMs)
+    const next = (): void => {
+      if (done) return
+      if (started >= n) {
+        if (opened + failed === n) finish()
+        return
+      }
+      started++
+      open(port, path, nextIndex++).then((conn) => {
+        if (done) {
+          conn.close()
+          return
+        }
+        conns.push(conn)
+        opened++
+        next()
+      }, (error: Error) => {
+        failed++
+        firstError ??= error.message
+        next()
+      })
+    }
+    for (let i = 0; i < Math.min(concurrency, n); i++) next()
+  })
+}
+
+serve({
+  connect,
+  subscribe: () => {
+    for (const conn of conns) conn.subscribe({ type: 'subscribe', rooms: burstRoomsOf(conn.index) })
+    return conns.length
+  },
+  closeAll: () => {
+    closing = true
+    for (const conn of conns) conn.close()
+    const closed = conns.length
+    conns.length = 0
+    nextIndex = 0
+    return closed
+  },
+  prepare: ({ kind, steps, ackEvery }: { kind: 'fanout' | 'burst', steps: number, ackEvery: number }) => {
+    counts.fill(0)
+    mismatches = 0
+    stray = 0
+    round = {
+      kind,
+      steps,
+      per: kind === 'fanout' ? 1 : ROOMS_PER_CLIENT,
+      ackEvery,
+      sockets: conns.length,
+      perStep: new Uint32Array(steps + 1),
+      complete: 0,
+      lastAck: 0
+    }
+  },
+  report: (): ClientReport => {
+    const current = round
+    round = null
+    let total = 0
+    for (const conn of conns) total += counts[conn.index]
+    const per = current?.per ?? 1
+    return {
+      sockets: conns.length,
+      received: total,
+      expected: current === null ? 0 : current.steps * per * conns.length,
+      complete: current?.complete ?? 0,
+      mismatches,
+      stray,
+      closedUnexpectedly
+    }
+  }
+})
+tell({ type: 'ready' })

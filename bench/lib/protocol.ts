@@ -1,0 +1,149 @@
+/**
+ * What the orchestrator, the servers and the load clients agree on: the
+ * implementations, the rooms, the messages and the IPC shapes.
+ */
+
+/** The implementations compared, raw ws first: every figure is a ratio to it. */
+export const IMPLS = ['ws', 'fastify-websocket', 'socket.io', 'nexus'] as const
+
+/**
+ * What-if variants of raw ws, run only when named with `--impls`: they
+ * measure what an optimisation of the plugin's hot path can gain before it
+ * is written. `ws-frame-list` builds the frame once as ws's
+ * `Sender.frame` returns it, header and payload apart (what socket.io does),
+ * and hands it to each socket's sender; `ws-frame` joins header and payload
+ * into one Buffer first, so each socket gets one plain write; `ws-frame-cork`
+ * also corks each socket for the rest of the event-loop turn.
+ */
+export const PROBES = ['ws-frame-list', 'ws-frame', 'ws-frame-cork'] as const
+
+export type Impl = typeof IMPLS[number] | typeof PROBES[number]
+
+export const LABELS: Readonly<Record<Impl, string>> = {
+  ws: 'raw ws',
+  'fastify-websocket': '@fastify/websocket',
+  'socket.io': 'socket.io 4',
+  nexus: 'fastify-nexus-realtime',
+  'ws-frame-list': 'ws, frame once (2 buffers)',
+  'ws-frame': 'ws, frame once (1 buffer)',
+  'ws-frame-cork': 'ws, frame once + cork'
+}
+
+export function isImpl (value: string): value is Impl {
+  return Object.hasOwn(LABELS, value)
+}
+
+/** The route every client connects to; the plugin also serves `AUTH_PATH` with `auth` on. */
+export const PATH = '/ws'
+export const AUTH_PATH = '/ws-auth'
+export const AUTH_TOKEN = 'bench-secret'
+
+/** Every connection joins this room on connect: the fan-out scenario broadcasts to it. */
+export const FANOUT_ROOM = 'all'
+
+/** The burst scenario's rooms, like the seed's stocks example: one per symbol. */
+export const SYMBOLS = ['AAPL', 'GOOGL', 'MSFT', 'AMZN', 'NVDA', 'META', 'TSLA', 'NFLX'] as const
+export const BURST_ROOMS: readonly string[] = SYMBOLS.map((symbol) => `stock:${symbol}`)
+/** Each client subscribes to this many of the burst rooms (distinct, overlapping with its neighbours'). */
+export const ROOMS_PER_CLIENT = 3
+
+/** The burst rooms of client `i`: three distinct rooms, so each room holds 3/8 of the clients. */
+export function burstRoomsOf (i: number): string[] {
+  const n = BURST_ROOMS.length
+  return [BURST_ROOMS[i % n], BURST_ROOMS[(i + 1) % n], BURST_ROOMS[(i + 3) % n]]
+}
+
+/** The fan-out message: small JSON (about 90 bytes), built anew for every broadcast as an app would. */
+export function tickMessage (seq: number): Record<string, unknown> {
+  return { type: 'tick', seq, ts: Date.now(), room: FANOUT_ROOM, status: 'ok', load: 0.42 }
+}
+
+/** The burst message: the seed's `price_update`, with a deterministic price. */
+export function priceUpdate (room: number, tick: number): Record<string, unknown> {
+  return {
+    type: 'price_update',
+    symbol: SYMBOLS[room],
+    price: (100 + ((tick * 37 + room * 101) % 900) + 0.25).toFixed(2),
+    timestamp: new Date().toISOString(),
+    tick
+  }
+}
+
+/** The message a client sends to subscribe to rooms (socket.io: the `subscribe` event with the list). */
+export interface SubscribeMessage {
+  type: 'subscribe'
+  rooms: string[]
+}
+
+/** socket.io event name of the broadcasts. */
+export const EVENT = 'm'
+
+// ---------------------------------------------------------------- IPC
+
+/** A request from the orchestrator to a child. */
+export interface Request {
+  id: number
+  cmd: string
+  args?: unknown
+}
+
+/** A child's answer to a request. */
+export interface Response {
+  id: number
+  result?: unknown
+  error?: string
+}
+
+/**
+ * Flow control of the load: a client reports how many steps (messages in
+ * fan-out, ticks in burst) every one of its sockets has received; the
+ * orchestrator relays it to the server, which sends at most `window` steps
+ * beyond it. Nothing buffers without bound.
+ */
+export interface Ack {
+  type: 'ack'
+  complete: number
+}
+
+/** What a server or client sends once it is listening / ready. */
+export interface Ready {
+  type: 'ready'
+  port?: number
+}
+
+/** Server CPU and wall time of one measured interval. */
+export interface Timing {
+  cpuUs: number
+  wallMs: number
+  /** true when the interval hit its time bound before the work was done */
+  timedOut: boolean
+  /** start and end of the interval on the monotonic clock, in µs (to cut a --cpu-prof profile) */
+  startUs: number
+  endUs: number
+}
+
+export interface MemorySample {
+  heapUsed: number
+  external: number
+  arrayBuffers: number
+  rss: number
+}
+
+export interface ClientReport {
+  sockets: number
+  received: number
+  expected: number
+  complete: number
+  /** sampled messages (socket 0) whose content was not the expected one */
+  mismatches: number
+  /** messages that arrived outside a measured round */
+  stray: number
+  closedUnexpectedly: number
+}
+
+export interface ConnectResult {
+  opened: number
+  failed: number
+  wallMs: number
+  firstError?: string
+}

@@ -1,0 +1,352 @@
+/**
+ * One benchmark server: `node --expose-gc --import tsx bench/server.ts <impl>`.
+ * Started by bench/run.ts (pinned to its own CPU), listens on 127.0.0.1 port 0
+ * and is driven over IPC. Every implementation does the same work: each
+ * connection joins the `all` room on connect, joins the rooms a `subscribe`
+ * message names, and leaves its rooms when it closes.
+ */
+import { createServer, type Server as HttpServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { writeHeapSnapshot } from 'node:v8'
+import Fastify from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
+import { Server as SocketIoServer } from 'socket.io'
+import { WebSocket, WebSocketServer, type RawData } from 'ws'
+import nexusRealtime from 'fastify-nexus-realtime'
+import { serve, tell } from './lib/ipc'
+import {
+  AUTH_PATH, AUTH_TOKEN, BURST_ROOMS, EVENT, FANOUT_ROOM, PATH, isImpl, priceUpdate, tickMessage,
+  type Ack, type Impl, type MemorySample, type SubscribeMessage, type Timing
+} from './lib/protocol'
+
+/** What the driver needs from an implementation. */
+interface Target {
+  port: number
+  count (): number
+  roomSize (room: string): number
+  broadcast (room: string, data: unknown): void
+  close (): Promise<void>
+}
+
+// ------------------------------------------------------------ raw ws and @fastify/websocket
+
+/** How a ws-based server writes one broadcast to the sockets of a room. */
+type Writer = (sockets: Iterable<WebSocket>, data: unknown) => void
+
+/** The baseline an app writes without a library: stringify once, `send` to each OPEN socket. */
+const sendEach: Writer = (sockets, data) => {
+  const message = JSON.stringify(data)
+  for (const socket of sockets) {
+    if (socket.readyState === 1) socket.send(message)
+  }
+}
+
+/** ws internals the probes use (socket.io's engine.io uses the same ones). */
+interface WsInternals {
+  _sender?: { _state?: number, sendFrame?: (list: Buffer[]) => void }
+  _socket: Duplex
+  _extensions: Record<string, unknown>
+}
+const { Sender } = WebSocket as unknown as {
+  Sender: { frame (data: Buffer, options: { fin: boolean, opcode: number, mask: boolean, readOnly: boolean, rsv1: boolean }): Buffer[] }
+}
+
+/**
+ * Probe: the frame built once per broadcast (header and payload joined in
+ * one Buffer, or apart as ws makes them) and written to each socket; falls back to `send` when ws's
+ * internals are not what it expects. With `cork`, each socket is corked at its
+ * first write of the event-loop turn and uncorked on the next tick, so the
+ * messages of a burst leave in one write.
+ */
+function frameOnce (cork: boolean, join = true): Writer {
+  const corked: Duplex[] = []
+  const uncorkAll = (): void => {
+    for (const raw of corked) raw.uncork()
+    corked.length = 0
+  }
+  return (sockets, data) => {
+    const payload = Buffer.from(JSON.stringify(data))
+    const list = Sender.frame(payload, { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false })
+    const frame = join ? [Buffer.concat(list)] : list
+    for (const socket of sockets) {
+      if (socket.readyState !== 1) continue
+      const internals = socket as unknown as WsInternals
+      const sender = internals._sender
+      if (sender?._state !== 0 || typeof sender.sendFrame !== 'function' || internals._extensions['permessage-deflate'] !== undefined) {
+        socket.send(payload)
+        continue
+      }
+      if (cork && internals._socket.writableCorked === 0) {
+        internals._socket.cork()
+        if (corked.push(internals._socket) === 1) process.nextTick(uncorkAll)
+      }
+      sender.sendFrame(frame)
+    }
+  }
+}
+
+/**
+ * The rooms of the ws-based servers: a Map of room → Set of sockets, and a
+ * broadcast loop (the writer) over the room's Set.
+ */
+class SetRooms {
+  private readonly rooms = new Map<string, Set<WebSocket>>()
+  private readonly write: Writer
+
+  constructor (write: Writer = sendEach) {
+    this.write = write
+  }
+
+  join (room: string, socket: WebSocket): void {
+    let set = this.rooms.get(room)
+    if (set === undefined) {
+      set = new Set()
+      this.rooms.set(room, set)
+    }
+    set.add(socket)
+  }
+
+  leaveAll (socket: WebSocket): void {
+    for (const [room, set] of this.rooms) {
+      if (set.delete(socket) && set.size === 0) this.rooms.delete(room)
+    }
+  }
+
+  size (room: string): number {
+    return this.rooms.get(room)?.size ?? 0
+  }
+
+  broadcast (room: string, data: unknown): void {
+    const set = this.rooms.get(room)
+    if (set !== undefined) this.write(set, data)
+  }
+
+  /** The connection handler both ws-based baselines share. */
+  accept (socket: WebSocket): void {
+    this.join(FANOUT_ROOM, socket)
+    socket.on('message', (data: RawData) => {
+      const message = JSON.parse(String(data)) as SubscribeMessage
+      if (message.type === 'subscribe') for (const room of message.rooms) this.join(room, socket)
+    })
+    socket.on('close', () => this.leaveAll(socket))
+    socket.on('error', () => {})
+  }
+}
+
+function listen (server: HttpServer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port))
+  })
+}
+
+async function rawWs (write: Writer = sendEach): Promise<Target> {
+  const server = createServer((_req, res) => {
+    res.writeHead(404)
+    res.end()
+  })
+  const wss = new WebSocketServer({ server })
+  const rooms = new SetRooms(write)
+  wss.on('connection', (socket) => rooms.accept(socket))
+  const port = await listen(server)
+  return {
+    port,
+    count: () => wss.clients.size,
+    roomSize: (room) => rooms.size(room),
+    broadcast: (room, data) => rooms.broadcast(room, data),
+    close: async () => {
+      for (const socket of wss.clients) socket.terminate()
+      await new Promise<void>((resolve) => { wss.close(() => server.close(() => resolve())) })
+    }
+  }
+}
+
+async function fastifyWs (): Promise<Target> {
+  const app = Fastify({ logger: false })
+  await app.register(fastifyWebsocket)
+  const rooms = new SetRooms()
+  app.get(PATH, { websocket: true }, (socket) => rooms.accept(socket))
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  return {
+    port: (app.server.address() as AddressInfo).port,
+    count: () => app.websocketServer.clients.size,
+    roomSize: (room) => rooms.size(room),
+    broadcast: (room, data) => rooms.broadcast(room, data),
+    close: () => app.close()
+  }
+}
+
+// ------------------------------------------------------------ socket.io
+
+async function socketIo (): Promise<Target> {
+  const server = createServer()
+  const io = new SocketIoServer(server, { serveClient: false })
+  io.on('connection', (socket) => {
+    void socket.join(FANOUT_ROOM)
+    socket.on('subscribe', (rooms: string[]) => { void socket.join(rooms) })
+  })
+  const port = await listen(server)
+  return {
+    port,
+    count: () => io.engine.clientsCount,
+    roomSize: (room) => io.sockets.adapter.rooms.get(room)?.size ?? 0,
+    broadcast: (room, data) => { io.to(room).emit(EVENT, data) },
+    close: () => new Promise<void>((resolve) => { void io.close(() => resolve()) })
+  }
+}
+
+// ------------------------------------------------------------ this plugin, through its public entry
+
+async function nexus (): Promise<Target> {
+  const app = Fastify({ logger: false })
+  await app.register(nexusRealtime)
+  const manager = app.getWebSocket()
+  const handlers = {
+    onConnect: (socket: WebSocket) => manager.joinRoom(FANOUT_ROOM, socket),
+    onMessage: (socket: WebSocket, message: SubscribeMessage) => {
+      if (message.type === 'subscribe') for (const room of message.rooms) manager.joinRoom(room, socket)
+    }
+  }
+  app.ws(PATH, handlers)
+  // The connection-rate scenario's route: auth runs before the upgrade, as in the seed's examples.
+  app.ws<{ user: { id: string } }>(AUTH_PATH, {
+    auth: (ctx) => {
+      if (ctx.query.token !== AUTH_TOKEN) throw Object.assign(new Error('Invalid token'), { statusCode: 401 })
+      return { id: String(ctx.query.i) }
+    },
+    ...handlers
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  return {
+    port: (app.server.address() as AddressInfo).port,
+    count: () => manager.connections,
+    roomSize: (room) => manager.roomSize(room),
+    broadcast: (room, data) => { manager.broadcast(room, data) },
+    close: () => app.close()
+  }
+}
+
+const FACTORIES: Record<Impl, () => Promise<Target>> = {
+  ws: () => rawWs(),
+  'fastify-websocket': fastifyWs,
+  'socket.io': socketIo,
+  nexus,
+  'ws-frame-list': () => rawWs(frameOnce(false, false)),
+  'ws-frame': () => rawWs(frameOnce(false)),
+  'ws-frame-cork': () => rawWs(frameOnce(true))
+}
+
+// ------------------------------------------------------------ the driver
+
+/** No measured interval runs longer than this, whatever the clients do. */
+const ROUND_TIME_LIMIT_MS = 60_000
+
+function nowUs (): number {
+  return Number(process.hrtime.bigint() / 1000n)
+}
+
+/** Starts a measured interval; `stop()` gives its server CPU and wall time. */
+function measure (): () => Timing {
+  const cpu = process.cpuUsage()
+  const startUs = nowUs()
+  return () => {
+    const used = process.cpuUsage(cpu)
+    const endUs = nowUs()
+    return { cpuUs: used.user + used.system, wallMs: (endUs - startUs) / 1000, timedOut: false, startUs, endUs }
+  }
+}
+
+let onAck: ((complete: number) => void) | null = null
+let marked: (() => Timing) | null = null
+
+/**
+ * Sends `steps` steps (one step = `send(step)`), at most `window` steps
+ * beyond what every client has acknowledged, one step per event-loop turn,
+ * and resolves when the last step is acknowledged or the time bound passes.
+ */
+function flow (steps: number, window: number, send: (step: number) => void): Promise<Timing> {
+  return new Promise((resolve) => {
+    const stop = measure()
+    let sent = 0
+    let acked = 0
+    let parked = false
+    const finish = (timedOut: boolean): void => {
+      clearTimeout(timer)
+      onAck = null
+      resolve({ ...stop(), timedOut })
+    }
+    const timer = setTimeout(() => finish(true), ROUND_TIME_LIMIT_MS)
+    const pump = (): void => {
+      if (sent >= steps || sent - acked >= window) {
+        parked = true
+        return
+      }
+      parked = false
+      send(++sent)
+      setImmediate(pump)
+    }
+    onAck = (complete) => {
+      acked = complete
+      if (acked >= steps) finish(false)
+      else if (parked) pump()
+    }
+    pump()
+  })
+}
+
+function gc (): void {
+  const collect = (globalThis as { gc?: () => void }).gc
+  if (collect === undefined) throw new Error('start the server with --expose-gc')
+  collect()
+  collect()
+}
+
+async function main (): Promise<void> {
+  const impl = process.argv[2] ?? ''
+  if (!isImpl(impl)) throw new Error(`unknown implementation ${impl}`)
+  const target = await FACTORIES[impl]()
+
+  serve({
+    count: () => target.count(),
+    roomSizes: (rooms: string[]) => rooms.map((room) => target.roomSize(room)),
+    mark: () => { marked = measure() },
+    since: () => {
+      if (marked === null) throw new Error('since() without mark()')
+      return marked()
+    },
+    memory: async (): Promise<MemorySample> => {
+      // Let pending close/connect work finish, then collect twice (weak refs, finalizers).
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      gc()
+      await new Promise((resolve) => setImmediate(resolve))
+      gc()
+      const { heapUsed, external, arrayBuffers, rss } = process.memoryUsage()
+      return { heapUsed, external, arrayBuffers, rss }
+    },
+    heapSnapshot: ({ file }: { file: string }) => {
+      gc()
+      return writeHeapSnapshot(file)
+    },
+    fanout: ({ steps, window }: { steps: number, window: number }) =>
+      flow(steps, window, (seq) => target.broadcast(FANOUT_ROOM, tickMessage(seq))),
+    // Every room updated in the same event-loop turn, like the seed's setInterval over the stocks.
+    burst: ({ steps, window }: { steps: number, window: number }) =>
+      flow(steps, window, (tick) => {
+        for (let room = 0; room < BURST_ROOMS.length; room++) target.broadcast(BURST_ROOMS[room], priceUpdate(room, tick))
+      }),
+    exit: async () => {
+      await target.close()
+      // process.exit (not a signal) so that --cpu-prof writes its profile.
+      setImmediate(() => process.exit(0))
+    }
+  }, (message: Ack) => {
+    if (message?.type === 'ack' && onAck !== null) onAck(message.complete)
+  })
+  tell({ type: 'ready', port: target.port })
+}
+
+main().catch((error: unknown) => {
+  console.error(error)
+  process.exit(1)
+})
