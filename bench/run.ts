@@ -25,6 +25,9 @@ import {
 import { markdownTable, summarize, textTable, type Metric, type Row } from './lib/report'
 import { median } from './lib/stats'
 
+/** Warm-up rounds of the connection-rate scenario, per implementation. */
+const CONNECT_WARM_ROUNDS = 3
+
 const ROOT = path.resolve(__dirname, '..')
 const RESULTS = path.join(__dirname, 'results')
 
@@ -374,10 +377,14 @@ class Suite {
     const capacity = this.metric('connect.capacity', scenario, 'connections per server CPU-second (plugin with auth)', 'conn/CPU-s', 'higher', true)
     const rate = this.metric('connect.rate', scenario, 'connections opened per second, wall clock (plugin with auth)', 'conn/s', 'higher', false)
     const cpu = this.metric('connect.cpu', scenario, 'server CPU per connection (plugin with auth)', 'µs/conn', 'lower', false, false)
-    for (const impl of this.impls) {
-      const pair = this.pair(impl)
-      await this.connect(pair, warm, impl === 'nexus' ? AUTH_PATH : PATH)
-      await this.disconnect(pair)
+    // Several warm-up rounds: accepting runs through Fastify's whole request
+    // path, whose JIT tiers settle only after a few thousand handshakes.
+    for (let round = 0; round < CONNECT_WARM_ROUNDS; round++) {
+      for (const impl of this.impls) {
+        const pair = this.pair(impl)
+        await this.connect(pair, warm, impl === 'nexus' ? AUTH_PATH : PATH)
+        await this.disconnect(pair)
+      }
     }
     for (let r = 0; r < this.plan.connect.repeats; r++) {
       for (const impl of this.order(r)) {

@@ -2,6 +2,7 @@ import sjson from 'secure-json-parse'
 import type { EncodedMessage, MessageParser, ParseMode } from '../types/index'
 import { ErrorFrameCode, MAX_REPORTED_ERRORS } from './constants'
 import { describe, errors } from './errors'
+import { isThenable } from './promise'
 
 /**
  * Encodes outgoing data once, whatever number of sockets it goes to: strings
@@ -109,8 +110,8 @@ export function createMessageValidator (validate: CompiledValidator): MessageVal
   }
   return function validateMessage (message) {
     const result = validate(message)
-    if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
-      return (result as Promise<unknown>).then(
+    if (isThenable(result)) {
+      return result.then(
         (settled) => interpret(message, settled),
         (error: unknown) => schemaError(errorsOf(error))
       )

@@ -5,6 +5,7 @@ import { ABNORMAL_CLOSURE, CloseCode, INBOUND_HIGH_WATER_MARK, OPEN, SLOW_CONSUM
 import { InvalidMessage, VALIDATOR_FAILED, type MessageValidator } from './codec'
 import type { Heartbeat } from './heartbeat'
 import type { ConnectionLimits } from './options'
+import { isThenable } from './promise'
 import { corkForTurn, currentTurn, frameOf, frameSenderOf, senderIdle, type SenderLike } from './frame'
 import { TokenBucket, Verdict, type VerdictValue } from './rate-limit'
 import { kConnection } from './symbols'
@@ -68,8 +69,8 @@ export class Connection implements AdapterMember {
   private draining: Promise<void> | null = null
   /** the code of the close frame this side sent first, if it did */
   private sentCloseCode: number | undefined
-  /** settles when beforeConnect/onConnect did; null when the route has neither, or once it settled */
-  private connecting: Promise<void> | null
+  /** settles when an asynchronous beforeConnect/onConnect did; null otherwise, and once it settled */
+  private connecting: Promise<void> | null = null
   /** the peer answered (or sent something) since the last heartbeat ping */
   private alive = true
   private readonly limiter: TokenBucket | null
@@ -105,13 +106,7 @@ export class Connection implements AdapterMember {
     /* c8 ignore next -- a guard against ws's internals changing: its _socket is a stream with cork() */
     this.stream = typeof stream?.cork === 'function' && typeof stream.uncork === 'function' ? stream as Corkable : null
     registry.attach(this)
-    const { beforeConnect, onConnect } = route.config
-    if (beforeConnect === undefined && onConnect === undefined) {
-      this.connecting = null
-      this.accepting = true
-    } else {
-      this.connecting = this.connect()
-    }
+    this.connect()
   }
 
   /** The connection id, `ctx.id`. */
@@ -211,17 +206,56 @@ export class Connection implements AdapterMember {
     return (socket as TaggedSocket)[kConnection]
   }
 
-  private async connect (): Promise<void> {
+  /**
+   * beforeConnect, then onConnect. It stays synchronous while the handlers
+   * do (no promise, no microtask per connection); from the first handler
+   * that returns a promise on, the rest runs in connectAsync.
+   */
+  private connect (): void {
     const { beforeConnect, onConnect } = this.route.config
     try {
-      if (beforeConnect !== undefined) await beforeConnect(this.socket, this.ctx)
-      if (onConnect !== undefined && !this.closed) await onConnect(this.socket, this.ctx)
+      if (beforeConnect !== undefined) {
+        const pending = beforeConnect(this.socket, this.ctx)
+        if (isThenable(pending)) {
+          this.connecting = this.connectAsync(pending, onConnect)
+          return
+        }
+      }
+      if (onConnect !== undefined) {
+        const pending = onConnect(this.socket, this.ctx)
+        if (isThenable(pending)) {
+          this.connecting = this.connectAsync(pending, undefined)
+          return
+        }
+      }
     } catch (err) {
-      this.drop()
-      await this.report(err)
-      this.close(CloseCode.INTERNAL_ERROR, 'Internal error')
+      this.connecting = this.connectFailed(err)
       return
     }
+    this.connected()
+  }
+
+  private async connectAsync (pending: PromiseLike<unknown>, next: WebSocketRouteConfig['onConnect']): Promise<void> {
+    try {
+      await pending
+      if (next !== undefined && !this.closed) await next(this.socket, this.ctx)
+    } catch (err) {
+      await this.connectFailed(err)
+      return
+    }
+    this.connected()
+  }
+
+  /** A connect-phase handler threw: onError, then close 1011; queued messages are dropped. */
+  private async connectFailed (err: unknown): Promise<void> {
+    this.drop()
+    await this.report(err)
+    this.close(CloseCode.INTERNAL_ERROR, 'Internal error')
+  }
+
+  private connected (): void {
+    // Settled: nothing needs to wait on it any more, and an idle socket should not keep it.
+    this.connecting = null
     // Messages queued during the connect phase run only if the socket is still
     // open: a handler that closed it (or a client that left) ends the exchange.
     if (this.socket.readyState !== OPEN) {
@@ -229,8 +263,6 @@ export class Connection implements AdapterMember {
       return
     }
     this.accepting = true
-    // Settled: nothing needs to wait on it any more, and an idle socket should not keep it.
-    this.connecting = null
     if (this.queue !== null && this.queue.length > 0) this.draining = this.drain()
   }
 
@@ -291,7 +323,7 @@ export class Connection implements AdapterMember {
       let result: unknown
       try {
         result = validate(message)
-        if (result instanceof Promise) result = await result
+        if (isThenable(result)) result = await result
       } catch (err) {
         // A validator that throws (a recursive schema on deeply nested input
         // overflows the stack) rejects the message, and the app hears of it.

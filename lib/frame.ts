@@ -51,7 +51,15 @@ const buildFrame = probeFrameBuilder((WebSocket as unknown as { Sender?: { frame
 export function frameSenderOf (socket: WebSocket, builder: FrameBuilder | null = buildFrame): SenderLike | null {
   const sender = (socket as unknown as { _sender?: Partial<SenderLike> })._sender
   if (builder === null || sender === undefined || typeof sender.sendFrame !== 'function' || typeof sender._state !== 'number') return null
-  return socket.extensions === '' ? sender as SenderLike : null
+  // ws keeps the negotiated extensions (permessage-deflate) as the keys of
+  // `_extensions`; the public `extensions` getter builds a string each call.
+  const extensions = (socket as unknown as { _extensions?: unknown })._extensions
+  return typeof extensions === 'object' && extensions !== null && isEmpty(extensions) ? sender as SenderLike : null
+}
+
+function isEmpty (object: object): boolean {
+  for (const key in object) if (Object.hasOwn(object, key)) return false
+  return true
 }
 
 /** The frame of a message as a one-element list for `sendFrame`, built on first use and kept on the message. */

@@ -66,7 +66,9 @@ t.test('the guard refuses what it does not recognise', async (t) => {
   t.not(frameSenderOf(socket), null, "a plain socket's sender is used")
   t.equal(frameSenderOf(socket, null), null, 'not without a frame builder')
   t.equal(frameSenderOf({ extensions: '' } as unknown as WebSocket), null, 'not without a sender')
-  t.equal(frameSenderOf({ extensions: '', _sender: { sendFrame: 'x', _state: 0 } } as unknown as WebSocket), null, 'not with a sender of another shape')
+  t.equal(frameSenderOf({ _extensions: {}, _sender: { sendFrame: 'x', _state: 0 } } as unknown as WebSocket), null, 'not with a sender of another shape')
+  t.equal(frameSenderOf({ _sender: { sendFrame () {}, _state: 0 } } as unknown as WebSocket), null, 'not when the extensions cannot be read')
+  t.equal(frameSenderOf(Object.assign(Object.create({ _extensions: { inherited: true } }), { _sender: { sendFrame () {}, _state: 0 } }) as unknown as WebSocket), null, 'not when the extensions cannot be read')
 })
 
 t.test('a sender busy with a frame of its own gets the message through socket.send, in order', async (t) => {

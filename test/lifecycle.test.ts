@@ -451,3 +451,32 @@ t.test('errors of sockets of plain @fastify/websocket routes are logged and thos
   await until(() => lines.some((line) => line.msg === 'websocket error'))
   t.equal(lines.find((line) => line.msg === 'websocket error').err.code, 'WS_ERR_INVALID_UTF8')
 })
+
+t.test('synchronous connect handlers: the same order, and a synchronous throw closes with 1011', async (t) => {
+  const app = await build(t)
+  const calls: string[] = []
+  app.ws('/sync', {
+    beforeConnect: (_socket, ctx) => { calls.push('beforeConnect'); ctx.metadata.ready = true },
+    onConnect: (socket, ctx) => { calls.push(`onConnect:${String(ctx.metadata.ready)}`); socket.send('hi') },
+    onMessage: (socket) => { calls.push('onMessage'); socket.send('ok') }
+  })
+  const errors: string[] = []
+  app.ws('/throws', {
+    beforeConnect: () => {},
+    onConnect: () => { throw new Error('sync failure') },
+    onMessage: () => { calls.push('never') },
+    onError: (_socket, error) => { errors.push(error.message) }
+  })
+  const base = await listen(app)
+  const client = await connect(`${base}/sync`)
+  client.send({})
+  await client.waitFor(2)
+  t.same(calls, ['beforeConnect', 'onConnect:true', 'onMessage'])
+  t.same(client.messages, ['hi', 'ok'])
+
+  const failing = await connect(`${base}/throws`)
+  failing.send({})
+  t.equal((await failing.closed()).code, 1011)
+  t.same(errors, ['sync failure'])
+  t.notOk(calls.includes('never'))
+})

@@ -88,7 +88,8 @@ class Flaky implements RedisClient {
 async function pair (t: TestContext, name: string): Promise<{ a: Node, b: Node, prefix: string, redis: Redis }> {
   const prefix = uniquePrefix(name)
   const a = await node(t, redisAdapter({ url: REDIS_URL }, { prefix }))
-  const b = await node(t, redisAdapter({ url: REDIS_URL }, { prefix }))
+  // The form of DESIGN.md, with the prefix beside the URL, shares rooms with the two-argument form.
+  const b = await node(t, redisAdapter({ url: REDIS_URL, prefix }))
   return { a, b, prefix, redis: redisClient(t) }
 }
 
@@ -361,7 +362,7 @@ withRedis(t, 'RedisAdapter against a real Redis', async (t) => {
     const client = new Flaky(redisClient(t))
     const redis = redisClient(t)
     const a = await node(t, redisAdapter({ client, subscriber: redisClient(t) }, { prefix }))
-    const b = await node(t, redisAdapter({ url: REDIS_URL }, { prefix }))
+    const b = await node(t, redisAdapter({ url: REDIS_URL, prefix }))
     await b.join(['r'])
     await eventually(async () => (await subscribers(redis, `${prefix}:query`))[0] === 2)
     const manager = a.app.getWebSocket()
@@ -474,7 +475,7 @@ withRedis(t, 'RedisAdapter against a real Redis', async (t) => {
     await subscriber.subscribe('app-channel')
     const listenersBefore = ['error', 'ready', 'messageBuffer'].map((event) => subscriber.listenerCount(event) + client.listenerCount(event))
     const a = await node(t, redisAdapter({ client, subscriber }, { prefix }))
-    const b = await node(t, redisAdapter({ url: REDIS_URL }, { prefix }))
+    const b = await node(t, redisAdapter({ url: REDIS_URL, prefix }))
     const onA = await a.join(['r'])
     await eventually(async () => (await subscribers(redis, `${prefix}:room:r`))[0] === 1)
 
@@ -537,7 +538,7 @@ withRedis(t, 'RedisAdapter against a real Redis', async (t) => {
     const prefix = uniquePrefix('flaky')
     const client = new Flaky(redisClient(t))
     const a = await node(t, redisAdapter({ client, subscriber: redisClient(t) }, { prefix }))
-    const b = await node(t, redisAdapter({ url: REDIS_URL }, { prefix }))
+    const b = await node(t, redisAdapter({ url: REDIS_URL, prefix }))
     const onA = await a.join(['r'])
     const onB = await b.join(['r'])
     const redis = redisClient(t)

@@ -461,9 +461,13 @@ declare namespace nexusRealtime {
    * it never quits: `client` publishes, `subscriber` (a second connection, made
    * with `client.duplicate()` and then owned by the adapter when left out) subscribes.
    */
-  export type RedisConnection =
+  export type RedisConnection = (
     | { url: string, client?: never, subscriber?: never }
     | { client: RedisClient, subscriber?: RedisClient, url?: never }
+  ) & {
+    /** The channel prefix may also be given here, as in `redisAdapter({ url, prefix })`. */
+    prefix?: string
+  }
 
   export interface RedisAdapterOptions {
     /**

@@ -157,7 +157,8 @@ export class RedisAdapter extends MemoryAdapter {
     if (typeof options !== 'object' || options === null) {
       throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter() options', 'an object', describe(options))
     }
-    const prefix = options.prefix === undefined ? DEFAULT_PREFIX : options.prefix
+    // The prefix may come with the connection (`redisAdapter({ url, prefix })`) or as options.
+    const prefix = options.prefix ?? (connection as { prefix?: unknown }).prefix ?? DEFAULT_PREFIX
     if (typeof prefix !== 'string' || prefix.length === 0) {
       throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().prefix', 'a non-empty string', describe(prefix))
     }
