@@ -7,6 +7,7 @@ import type { NexusRealtimeOptions } from '../types/index'
 import type { ProtoAction } from './codec'
 import { Connection } from './connection'
 import { errors } from './errors'
+import { withPositionalListen } from './listen'
 import { Manager } from './manager'
 import { normalizeOptions } from './options'
 import { createRouteDecorator } from './route'
@@ -48,6 +49,8 @@ export async function plugin (fastify: FastifyInstance, rawOptions: NexusRealtim
   fastify.decorate('getWebSocket', function getWebSocket () {
     return manager
   })
+  // The document's `app.listen(3000, () => …)` form, which Fastify 5 dropped.
+  fastify.listen = withPositionalListen(fastify.listen)
 
   fastify.addHook('preClose', async function closeSockets () {
     for (const listener of ownUpgradeListeners) server.removeListener('upgrade', listener)

@@ -9,7 +9,7 @@ function close (t: TestContext, client: Client): void {
 
 t.test('quickstart: welcome, then every message echoed', async (t) => {
   const example = await startExample(t, 'examples/quickstart/server.ts')
-  await printed(example, `WebSocket at ${example.wsUrl}/ws/chat`)
+  await printed(example, `WebSocket at ws://localhost:${new URL(example.url).port}/ws/chat`)
 
   const client = await connect(`${example.wsUrl}/ws/chat`)
   close(t, client)

@@ -40,6 +40,14 @@ declare module 'fastify' {
 
     /** The room manager: rooms, broadcasting and lookups, usable from any handler. */
     getWebSocket(): nexusRealtime.WebSocketManager
+
+    /**
+     * The Nexus document's positional form, `app.listen(3000, () => …)`, which
+     * Fastify 5 no longer takes: mapped onto `{ port, host }` by the plugin.
+     */
+    listen(port: number | string, callback: (err: Error | null, address: string) => void): void
+    listen(port: number | string, host: string, callback: (err: Error | null, address: string) => void): void
+    listen(port: number | string, host?: string): Promise<string>
   }
 }
 

@@ -1248,3 +1248,18 @@ expectType<unknown>(null as unknown as HandlerResult)
   }
   expectNotAssignable<Adapter>(new Wrong())
 }
+
+// ------------------------------------------------------------ the document's listen(port, callback)
+
+{
+  const app = Fastify()
+  app.listen(3000, () => {
+    console.log('Server running at http://localhost:3000')
+  })
+  app.listen(3000, '0.0.0.0', (err, address) => {
+    expectType<Error | null>(err)
+    expectType<string>(address)
+  })
+  expectType<Promise<string>>(app.listen(3000))
+  expectType<Promise<string>>(app.listen({ port: 3000 }))
+}

@@ -1,12 +1,11 @@
 // The seed's Quick Start, unchanged except that `createApp()` became
-// `Fastify()` + `register(nexusRealtime)`. Run it with:
-//   npx tsx examples/quickstart/server.ts        (after `npm run build`)
-// then connect to ws://localhost:3000/ws/chat.
+// `Fastify()` + `register(nexusRealtime)`. Run it with `npm run example:quickstart`,
+// then connect to ws://localhost:3000/ws/chat. PORT changes the port (0 picks
+// a free one, and the lines printed say which).
 import Fastify from 'fastify'
 import nexusRealtime from 'fastify-nexus-realtime'
 
 const port = Number(process.env.PORT ?? 3000)
-const host = process.env.HOST ?? 'localhost'
 
 async function start (): Promise<void> {
   const app = Fastify()
@@ -29,12 +28,12 @@ async function start (): Promise<void> {
     }
   })
 
-  await app.listen({ port, host })
-  // With PORT=0 the system picks the port: print the one actually bound.
-  const { port: actualPort } = app.server.address() as { port: number }
-  const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host
-  console.log(`Server running at http://${shownHost}:${actualPort}`)
-  console.log(`WebSocket at ws://${shownHost}:${actualPort}/ws/chat`)
+  // The document's listen(port, callback) form, which the plugin restores on Fastify 5.
+  app.listen(port, () => {
+    const { port: actual } = app.server.address() as { port: number }
+    console.log(`Server running at http://localhost:${actual}`)
+    console.log(`WebSocket at ws://localhost:${actual}/ws/chat`)
+  })
 }
 
 start().catch((error: unknown) => {

@@ -1,0 +1,52 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import nexusRealtime from '../lib/index'
+import { connect } from './helpers/server'
+
+async function app () {
+  const instance = Fastify()
+  await instance.register(nexusRealtime)
+  instance.ws('/ws', { onConnect: (socket) => { socket.send('hello') } })
+  return instance
+}
+
+t.test("the document's app.listen(port, callback) works on Fastify 5", async (t) => {
+  const server = await app()
+  t.teardown(() => server.close())
+  const address = await new Promise<string>((resolve, reject) => {
+    server.listen(0, (err, address) => { if (err === null) resolve(address); else reject(err) })
+  })
+  t.match(address, /^http:\/\/(localhost|127\.0\.0\.1|\[::1\]):\d+$/)
+  const { port } = server.server.address() as { port: number }
+  const client = await connect(`ws://127.0.0.1:${port}/ws`)
+  await client.waitFor(1)
+  t.same(client.messages, ['hello'])
+})
+
+t.test('listen(port, host, callback), listen(port) as a promise, and a numeric string', async (t) => {
+  const a = await app()
+  t.teardown(() => a.close())
+  await new Promise<void>((resolve) => { a.listen('0', '127.0.0.1', () => resolve()) })
+  t.equal((a.server.address() as { address: string }).address, '127.0.0.1')
+
+  const b = await app()
+  t.teardown(() => b.close())
+  const address = await b.listen(0, '127.0.0.1')
+  t.match(address, /^http:\/\/127\.0\.0\.1:\d+$/)
+})
+
+t.test('a non-numeric string is a socket path; the options form is untouched', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'nexus-')), 'app.sock')
+  const a = await app()
+  t.teardown(() => a.close())
+  await a.listen(path)
+  t.equal(a.server.address(), path)
+
+  const b = await app()
+  t.teardown(() => b.close())
+  const address = await b.listen({ host: '127.0.0.1', port: 0 })
+  t.match(address, /^http:\/\/127\.0\.0\.1:\d+$/)
+})
