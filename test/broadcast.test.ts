@@ -1,59 +1,9 @@
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
-import type { WebSocketManager, WebSocketRouteConfig } from '../types/index'
-import { build, connect, delay, listen, until, type Client } from './helpers/server'
+import { connect, delay, until, type Client } from './helpers/server'
+import { rig } from './helpers/rig'
 
 // Broadcasting with real `ws` clients against a server on 127.0.0.1, port 0.
-
-interface Peer {
-  client: Client
-  socket: WebSocket
-}
-
-interface Rig {
-  app: FastifyInstance
-  manager: WebSocketManager
-  base: string
-  open (name: string, path?: string): Promise<Peer>
-  openRaw (name: string): Promise<Peer>
-}
-
-/** An app with the given app.ws routes (default: `/ws`) and a plain `/raw` route of @fastify/websocket. */
-async function rig (t: tap.Test, routes: Record<string, WebSocketRouteConfig> = { '/ws': {} }, before?: (app: FastifyInstance) => void): Promise<Rig> {
-  const app = await build(t)
-  const sockets = new Map<string, WebSocket>()
-  const raws = new Map<string, WebSocket>()
-  for (const [path, config] of Object.entries(routes)) {
-    app.ws(path, {
-      ...config,
-      onConnect: async (socket, ctx) => {
-        if (config.onConnect !== undefined) await config.onConnect(socket, ctx)
-        sockets.set(String(ctx.query.name), socket)
-      }
-    })
-  }
-  app.get('/raw', { websocket: true }, (socket, request) => {
-    raws.set(String((request.query as { name: string }).name), socket)
-  })
-  if (before !== undefined) before(app)
-  const base = await listen(app)
-  return {
-    app,
-    manager: app.getWebSocket(),
-    base,
-    async open (name, path = '/ws') {
-      const client = await connect(`${base}${path}?name=${name}`)
-      await until(() => sockets.has(name))
-      return { client, socket: sockets.get(name) as WebSocket }
-    },
-    async openRaw (name) {
-      const client = await connect(`${base}/raw?name=${name}`)
-      await until(() => raws.has(name))
-      return { client, socket: raws.get(name) as WebSocket }
-    }
-  }
-}
 
 /** Every frame a client receives, with its kind, as ws reports it. */
 function frames (client: Client): Array<{ binary: boolean, data: Buffer }> {

@@ -1,61 +1,11 @@
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
-import type { WebSocketManager, WebSocketRouteConfig } from '../types/index'
-import { build, connect, delay, listen, until, type Client } from './helpers/server'
+import type { WebSocketManager } from '../types/index'
+import { build, connect, delay, listen, until } from './helpers/server'
+import { rig, type Peer } from './helpers/rig'
 
 // Every test here uses real `ws` clients against a server on 127.0.0.1, port 0;
 // `sockets` maps a client's `?name=` to its server-side socket.
-
-interface Peer {
-  client: Client
-  socket: WebSocket
-}
-
-interface Rig {
-  app: FastifyInstance
-  manager: WebSocketManager
-  base: string
-  /** opens a client on an app.ws route and waits until its onConnect settled */
-  open (name: string, path?: string): Promise<Peer>
-  /** opens a client on the plain @fastify/websocket route /raw */
-  openRaw (name: string): Promise<Peer>
-}
-
-/** An app with the given app.ws routes (default: `/ws`) and a plain `/raw` route of @fastify/websocket. */
-async function rig (t: tap.Test, routes: Record<string, WebSocketRouteConfig> = { '/ws': {} }): Promise<Rig> {
-  const app = await build(t)
-  const sockets = new Map<string, WebSocket>()
-  const raws = new Map<string, WebSocket>()
-  for (const [path, config] of Object.entries(routes)) {
-    app.ws(path, {
-      ...config,
-      onConnect: async (socket, ctx) => {
-        if (config.onConnect !== undefined) await config.onConnect(socket, ctx)
-        sockets.set(String(ctx.query.name), socket)
-      }
-    })
-  }
-  app.get('/raw', { websocket: true }, (socket, request) => {
-    raws.set(String((request.query as { name: string }).name), socket)
-  })
-  const base = await listen(app)
-  return {
-    app,
-    manager: app.getWebSocket(),
-    base,
-    async open (name, path = '/ws') {
-      const client = await connect(`${base}${path}?name=${name}`)
-      await until(() => sockets.has(name))
-      return { client, socket: sockets.get(name) as WebSocket }
-    },
-    async openRaw (name) {
-      const client = await connect(`${base}/raw?name=${name}`)
-      await until(() => raws.has(name))
-      return { client, socket: raws.get(name) as WebSocket }
-    }
-  }
-}
 
 /** Asserts that `fn` throws the coded error, and returns it. */
 function throwsCode (t: tap.Test, fn: () => unknown, code: string, message: string): (Error & { code?: string }) | undefined {
