@@ -1,7 +1,7 @@
 import t from 'tap'
 import WebSocket from 'ws'
 import { connect, delay, until, type Client } from './helpers/server'
-import { rig } from './helpers/rig'
+import { rig, throwsCode } from './helpers/rig'
 
 // Broadcasting with real `ws` clients against a server on 127.0.0.1, port 0.
 
@@ -10,18 +10,6 @@ function frames (client: Client): Array<{ binary: boolean, data: Buffer }> {
   const seen: Array<{ binary: boolean, data: Buffer }> = []
   client.ws.on('message', (data, isBinary) => { seen.push({ binary: isBinary, data: data as Buffer }) })
   return seen
-}
-
-function throwsCode (t: tap.Test, fn: () => unknown, code: string, message: string): (Error & { code?: string }) | undefined {
-  try {
-    fn()
-  } catch (err) {
-    const error = err as Error & { code?: string }
-    t.equal(error.code, code, `${message}: code`)
-    return error
-  }
-  t.fail(`${message}: expected a throw with code ${code}`)
-  return undefined
 }
 
 // ------------------------------------------------------------------ encode once

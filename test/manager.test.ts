@@ -2,23 +2,10 @@ import t from 'tap'
 import WebSocket from 'ws'
 import type { WebSocketManager } from '../types/index'
 import { build, connect, delay, listen, until } from './helpers/server'
-import { rig, type Peer } from './helpers/rig'
+import { rig, throwsCode, type Peer } from './helpers/rig'
 
 // Every test here uses real `ws` clients against a server on 127.0.0.1, port 0;
 // `sockets` maps a client's `?name=` to its server-side socket.
-
-/** Asserts that `fn` throws the coded error, and returns it. */
-function throwsCode (t: tap.Test, fn: () => unknown, code: string, message: string): (Error & { code?: string }) | undefined {
-  try {
-    fn()
-  } catch (err) {
-    const error = err as Error & { code?: string }
-    t.equal(error.code, code, `${message}: code`)
-    return error
-  }
-  t.fail(`${message}: expected a throw with code ${code}`)
-  return undefined
-}
 
 const sortedRooms = (rooms: string[]): string[] => [...rooms].sort()
 

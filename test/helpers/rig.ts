@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
 import type WebSocket from 'ws'
 import type { WebSocketManager, WebSocketRouteConfig } from '../../types/index'
 import { build, connect, listen, until, type Client, type TestContext } from './server'
@@ -55,4 +56,17 @@ export async function rig (t: TestContext, routes: Record<string, WebSocketRoute
       return { client, socket: raws.get(name) as WebSocket }
     }
   }
+}
+
+/** Asserts that `fn` throws the coded error, and returns it. */
+export function throwsCode (t: Test, fn: () => unknown, code: string, message: string): (Error & { code?: string }) | undefined {
+  try {
+    fn()
+  } catch (err) {
+    const error = err as Error & { code?: string }
+    t.equal(error.code, code, `${message}: code`)
+    return error
+  }
+  t.fail(`${message}: expected a throw with code ${code}`)
+  return undefined
 }
