@@ -2,20 +2,28 @@
  * One load client: `node --import tsx bench/client.ts <impl>`. Started by
  * bench/run.ts (pinned to the other CPU), it opens connections to one server
  * (ws clients, or socket.io-client with `transports: ['websocket']`), counts
- * what every socket receives and acknowledges complete steps over IPC.
+ * what every socket receives and acknowledges complete steps over IPC; in the
+ * inbound scenario it sends pings on every socket, as far as the server's
+ * acknowledgements allow.
  */
+import type { Duplex } from 'node:stream'
 import { io, type Socket } from 'socket.io-client'
 import { WebSocket, type RawData } from 'ws'
+import { sendWithCredit } from './lib/credit'
 import { serve, tell } from './lib/ipc'
 import {
-  AUTH_TOKEN, EVENT, ROOMS_PER_CLIENT, burstRoomsOf, isImpl,
-  type Ack, type ClientReport, type ConnectResult, type SubscribeMessage
+  AUTH_TOKEN, EVENT, INBOUND_EVENT, PINGS_PER_STEP, ROOMS_PER_CLIENT, burstRoomsOf, isImpl, pingText,
+  type Ack, type ClientReport, type ConnectResult, type InboundReport, type SubscribeMessage
 } from './lib/protocol'
 
 interface Conn {
   index: number
   close (): void
   subscribe (message: SubscribeMessage): void
+  /** sends ping number `n` */
+  ping (n: number): void
+  /** the connection's TCP socket (to cork it), or undefined when the client's internals are not what is expected */
+  tcp (): Duplex | undefined
 }
 
 /** One measured round: `steps` steps of `per` messages for every socket. */
@@ -99,7 +107,10 @@ function openWs (port: number, path: string, index: number): Promise<Conn> {
       resolve({
         index,
         close: () => socket.terminate(),
-        subscribe: (message) => socket.send(JSON.stringify(message))
+        subscribe: (message) => socket.send(JSON.stringify(message)),
+        ping: (n) => socket.send(pingText(n)),
+        // ws's own field: the net.Socket under the WebSocket.
+        tcp: () => (socket as unknown as { _socket?: Duplex })._socket
       })
     })
   })
@@ -124,7 +135,10 @@ function openSocketIo (port: number, index: number): Promise<Conn> {
       resolve({
         index,
         close: () => socket.disconnect(),
-        subscribe: (message) => socket.emit('subscribe', message.rooms)
+        subscribe: (message) => socket.emit('subscribe', message.rooms),
+        ping: (n) => socket.emit(INBOUND_EVENT, { type: 'ping', n }),
+        // engine.io-client's websocket transport holds a ws WebSocket in `ws`; ws's `_socket` is its net.Socket.
+        tcp: () => (socket.io.engine?.transport as unknown as { ws?: { _socket?: Duplex } } | undefined)?.ws?._socket
       })
     })
   })
@@ -181,8 +195,56 @@ function connect ({ port, path, n, concurrency, timeoutMs }: { port: number, pat
   })
 }
 
+/** Why the sockets cannot be corked (the client's internals moved), or null when they can. */
+function uncorkable (): string | null {
+  const out = conns.filter((conn) => typeof conn.tcp()?.cork !== 'function').length
+  return out === 0 ? null : `${impl}: the TCP socket of ${out} of ${conns.length} connections is out of reach (the client's internals changed): cannot cork`
+}
+
+/** The server's acknowledgements of the inbound round in progress (relayed by the orchestrator). */
+let onServerAck: ((complete: number) => void) | null = null
+
+/**
+ * One inbound round: `steps` steps, each `PINGS_PER_STEP` pings on every
+ * socket in one event-loop turn, each socket's corked until the next turn (so
+ * that they leave in one write; socket.io-client writes all but the first on
+ * process.nextTick), at most `window` steps beyond what the server has
+ * acknowledged; resolves when the server acknowledged every ping, or at
+ * `timeoutMs`.
+ */
+async function inbound ({ steps, window, timeoutMs }: { steps: number, window: number, timeoutMs: number }): Promise<InboundReport> {
+  if (onServerAck !== null) throw new Error('an inbound round is already running')
+  const problem = uncorkable()
+  if (problem !== null) throw new Error(problem)
+  const n = conns.length
+  const perStep = n * PINGS_PER_STEP
+  const sockets = conns.map((conn) => conn.tcp() as Duplex)
+  stray = 0
+  let acked = 0
+  const credit = sendWithCredit(steps, window, timeoutMs, (step) => {
+    const first = (step - 1) * PINGS_PER_STEP + 1
+    for (let i = 0; i < n; i++) {
+      sockets[i].cork()
+      const conn = conns[i]
+      for (let k = first; k < first + PINGS_PER_STEP; k++) conn.ping(k)
+    }
+  }, () => {
+    for (const tcp of sockets) tcp.uncork()
+  })
+  // The server counts pings; the window counts steps.
+  onServerAck = (complete) => {
+    acked = complete
+    credit.acknowledge(Math.floor(complete / perStep))
+  }
+  const { timedOut, sent } = await credit.done
+  onServerAck = null
+  return { sockets: n, sent: sent * perStep, acked, timedOut, stray, closedUnexpectedly }
+}
+
 serve({
   connect,
+  uncorkable,
+  inbound,
   subscribe: () => {
     for (const conn of conns) conn.subscribe({ type: 'subscribe', rooms: burstRoomsOf(conn.index) })
     return conns.length
@@ -226,5 +288,7 @@ serve({
       closedUnexpectedly
     }
   }
+}, (message: Ack) => {
+  if (message?.type === 'ack' && onServerAck !== null) onServerAck(message.complete)
 })
 tell({ type: 'ready' })

@@ -20,7 +20,7 @@ import { diffPerConnection, heapMarkdown, tallySnapshot } from './lib/heap'
 import { profileMarkdown, summarizeProfile, type CpuProfile } from './lib/profile'
 import {
   AUTH_PATH, BURST_ROOMS, FANOUT_ROOM, IMPLS, LABELS, PATH, ROOMS_PER_CLIENT, burstRoomsOf, isImpl,
-  type ClientReport, type ConnectResult, type Impl, type MemorySample, type Timing
+  PINGS_PER_STEP, type ClientReport, type ConnectResult, type Impl, type InboundReport, type InboundResult, type MemorySample, type Timing
 } from './lib/protocol'
 import { markdownTable, summarize, textTable, type Metric, type Row } from './lib/report'
 import { median } from './lib/stats'
@@ -44,6 +44,8 @@ interface Plan {
   fanout: Array<{ n: number, steps: number }>
   /** `steps` ticks, each broadcasting to every burst room in one event-loop turn */
   burst: Array<{ n: number, steps: number }>
+  /** `steps` steps of the `n` clients, each PINGS_PER_STEP pings from every client in one event-loop turn */
+  inbound: Array<{ n: number, steps: number }>
   memory: { ns: number[], repeats: number }
 }
 
@@ -54,6 +56,7 @@ const FULL: Plan = {
   connect: { n: 2000, warm: 2000, repeats: 5 },
   fanout: [{ n: 100, steps: 1000 }, { n: 1000, steps: 200 }, { n: 5000, steps: 40 }],
   burst: [{ n: 1000, steps: 60 }],
+  inbound: [{ n: 100, steps: 300 }],
   memory: { ns: [1000, 5000], repeats: 3 }
 }
 
@@ -64,6 +67,7 @@ const QUICK: Plan = {
   connect: { n: 2000, warm: 1000, repeats: 2 },
   fanout: [{ n: 100, steps: 200 }, { n: 1000, steps: 30 }, { n: 5000, steps: 8 }],
   burst: [{ n: 1000, steps: 8 }],
+  inbound: [{ n: 100, steps: 200 }],
   memory: { ns: [1000, 5000], repeats: 1 }
 }
 
@@ -75,6 +79,11 @@ function fanoutWindow (n: number): number {
 /** Credit window of a burst round, in ticks (each tick is 3 messages per socket). */
 function burstWindow (n: number): number {
   return Math.min(64, Math.max(4, Math.ceil(8192 / n)))
+}
+
+/** Credit window of an inbound round, in steps (PINGS_PER_STEP pings per socket each): about 16k pings in flight in all, 8 to 256 steps per socket. */
+function inboundWindow (n: number): number {
+  return Math.min(256, Math.max(8, Math.ceil(16_384 / (n * PINGS_PER_STEP))))
 }
 
 // ------------------------------------------------------------ arguments
@@ -242,8 +251,11 @@ function start (role: 'server' | 'client', impl: Impl, cpu: string | undefined, 
 async function startPairs (impls: readonly Impl[], pinning: Pinning | null, serverFlags: (impl: Impl) => string[] = () => []): Promise<Map<Impl, Pair>> {
   const pairs = new Map<Impl, Pair>()
   await Promise.all(impls.map(async (impl) => {
-    const server = start('server', impl, pinning?.server, serverFlags(impl), () => {})
-    // The client's acks go to its server through this process: the credit window.
+    // Acks go through this process, client to server (fan-out, burst) or
+    // server to client (inbound): the credit window.
+    const server = start('server', impl, pinning?.server, serverFlags(impl), (message) => {
+      if (message?.type === 'ack') client.peer.post(message)
+    })
     const client = start('client', impl, pinning?.client, [], (message) => {
       if (message?.type === 'ack') server.peer.post(message)
     })
@@ -487,6 +499,63 @@ class Suite {
     return windows
   }
 
+  /**
+   * One measured inbound round: the server arms (counts from zero, starts
+   * measuring), the client sends `steps` × PINGS_PER_STEP pings on each of its
+   * `n` sockets within the server's credit window, and the round ends when
+   * the server's handler has counted the last one.
+   */
+  async inboundRound (pair: Pair, n: number, steps: number): Promise<{ result: InboundResult, report: InboundReport, noise: Noise, ok: boolean, note?: string } | { problem: string }> {
+    // Checked before the server is armed: a client that cannot cork fails the round, not the suite.
+    const problem = await pair.client.call<string | null>('uncorkable')
+    if (problem !== null) return { problem }
+    const window = inboundWindow(n)
+    const perSocket = steps * PINGS_PER_STEP
+    const expected = n * perSocket
+    const before = snapshot(this.pids)
+    await pair.server.call('inboundStart', { expected, ackEvery: Math.max(1, Math.floor((window * n * PINGS_PER_STEP) / 4)) })
+    const sending = pair.client.call<InboundReport>('inbound', { steps, window, timeoutMs: 65_000 }, 75_000)
+    const [result, report] = await Promise.all([pair.server.call<InboundResult>('inboundEnd', undefined, 75_000), sending])
+    const noise = noiseBetween(before, snapshot(this.pids), [pair.server.pid, pair.client.pid, process.pid])
+    // Each socket's pings are numbered 1…perSocket: the handler saw every ping, parsed whole.
+    const sum = (n * perSocket * (perSocket + 1)) / 2
+    const timedOut = result.timing.timedOut || report.timedOut
+    const ok = !timedOut && report.sockets === n && result.received === expected && result.sum === sum && report.stray === 0 && report.closedUnexpectedly === 0
+    if (ok) return { result, report, noise, ok }
+    const note = `counted ${result.received} of ${expected} (sent ${report.sent} on ${report.sockets} sockets), sum ${result.sum === sum ? 'right' : 'wrong'}, ` +
+      `${report.stray} stray, ${report.closedUnexpectedly} closed${timedOut ? ', out of time' : ''}`
+    return { result, report, noise, ok, note }
+  }
+
+  async inbound (n: number, steps: number): Promise<void> {
+    const label = `Inbound, ${n.toLocaleString('en-US')} clients sending small JSON messages`
+    const cpu = this.metric(`inbound.${n}.cpu`, label, 'server CPU per received message', 'µs/msg', 'lower', true)
+    const rate = this.metric(`inbound.${n}.rate`, label, 'received messages per second', 'msg/s', 'higher', false)
+    // The noise of a round that could not run.
+    const quiet: Noise = { wallMs: 0, foreignCores: 0, siblingCores: 0, stealCores: 0, flagged: false }
+    // One unmeasured round each, in the quick suite too: the fan-out rounds did not warm the inbound path.
+    for (const impl of this.impls) await this.inboundRound(this.pair(impl), n, Math.max(2, Math.ceil(steps / 4)))
+    for (let r = 0; r < this.plan.repeats; r++) {
+      for (const impl of this.order(r)) {
+        const round = await this.inboundRound(this.pair(impl), n, steps)
+        if ('problem' in round) {
+          this.record(cpu, impl, null, quiet)
+          this.record(rate, impl, null, quiet)
+          this.rounds.push({ scenario: `inbound-${n}`, impl, repeat: r, ok: false, values: {}, noise: quiet, note: round.problem })
+          this.log(`inbound ${n} ${impl.padEnd(18)} FAILED: ${round.problem}`)
+          continue
+        }
+        const { result, noise, ok, note } = round
+        const { timing } = result
+        const values = { cpuUsPerMsg: timing.cpuUs / result.received, msgPerSec: result.received / (timing.wallMs / 1000), received: result.received, cpuUs: timing.cpuUs, wallMs: timing.wallMs }
+        this.record(cpu, impl, ok ? values.cpuUsPerMsg : null, noise)
+        this.record(rate, impl, ok ? values.msgPerSec : null, noise)
+        this.rounds.push({ scenario: `inbound-${n}`, impl, repeat: r, ok, values, noise, ...(note === undefined ? {} : { note }) })
+        this.log(`inbound ${n} ${impl.padEnd(18)} ${values.cpuUsPerMsg.toFixed(2)} µs CPU/msg, ${Math.round(values.msgPerSec).toLocaleString('en-US')} msg/s${noise.flagged ? `  (noise ${noise.foreignCores.toFixed(2)} cores)` : ''}${note === undefined ? '' : `  FAILED: ${note}`}`)
+      }
+    }
+  }
+
   async subscribeAll (n: number): Promise<void> {
     const sizes = BURST_ROOMS.map((room) => {
       let size = 0
@@ -504,7 +573,7 @@ class Suite {
     const plan = this.plan
     this.log(`connection rate: ${plan.connect.n} connections × ${plan.connect.repeats} repeats`)
     await this.connectionRate()
-    const ns = [...new Set([...plan.fanout.map((f) => f.n), ...plan.burst.map((b) => b.n), ...plan.memory.ns])].sort((a, b) => a - b)
+    const ns = [...new Set([...plan.fanout.map((f) => f.n), ...plan.burst.map((b) => b.n), ...plan.inbound.map((i) => i.n), ...plan.memory.ns])].sort((a, b) => a - b)
     for (const n of ns) {
       this.log(`${n} clients per implementation`)
       await this.connectAll(n, plan.memory.ns.includes(n) ? plan.memory.repeats : 0)
@@ -514,6 +583,11 @@ class Suite {
       if (burst !== undefined) {
         await this.subscribeAll(n)
         await this.flow('burst', n, burst.steps)
+      }
+      const inbound = plan.inbound.find((i) => i.n === n)
+      if (inbound !== undefined) {
+        this.log(`inbound: ${n} clients × ${inbound.steps * PINGS_PER_STEP} pings × ${plan.repeats} repeats`)
+        await this.inbound(n, inbound.steps)
       }
       for (const impl of this.impls) await this.disconnect(this.pair(impl))
     }
@@ -605,10 +679,10 @@ async function profile (args: Args, pinning: Pinning | null, stamp: string): Pro
 
 // ------------------------------------------------------------ main
 
-/** Table order: fan-out, burst, memory, connections; by size within each; main figure first. */
+/** Table order: fan-out, burst, inbound, memory, connections; by size within each; main figure first. */
 function rank (key: string): number {
   const [kind, n, figure] = key.split('.')
-  const kinds = ['fanout', 'burst', 'memory', 'connect']
+  const kinds = ['fanout', 'burst', 'inbound', 'memory', 'connect']
   const figures = kind === 'connect' ? ['capacity', 'rate', 'cpu'] : ['cpu', 'heap', 'rate', 'rss']
   const size = Number(n)
   return kinds.indexOf(kind) * 1e9 + (Number.isFinite(size) ? size : 0) * 10 + figures.indexOf(figure ?? n)
@@ -659,7 +733,7 @@ async function main (): Promise<void> {
   if (!existsSync(path.join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (the plugin is benchmarked through its public entry)')
   if (!procAvailable()) throw new Error('the suite reads /proc (Linux) for its noise figures')
   const limit = openFilesLimit()
-  const biggest = Math.max(...args.plan.fanout.map((f) => f.n), ...args.plan.memory.ns, args.plan.connect.n)
+  const biggest = Math.max(...args.plan.fanout.map((f) => f.n), ...args.plan.inbound.map((i) => i.n), ...args.plan.memory.ns, args.plan.connect.n)
   if (limit < biggest + 256) throw new Error(`the open-files hard limit is ${limit}; ${biggest} clients need ${biggest + 256}`)
 
   const pinning = pin()
@@ -739,7 +813,11 @@ async function main (): Promise<void> {
     command: args.plan.mode === 'quick' ? 'npm run bench -- --quick' : 'npm run bench',
     environment,
     plan: args.plan,
-    windows: { fanout: Object.fromEntries(args.plan.fanout.map((f) => [f.n, fanoutWindow(f.n)])), burstTicks: Object.fromEntries(args.plan.burst.map((b) => [b.n, burstWindow(b.n)])) },
+    windows: {
+      fanout: Object.fromEntries(args.plan.fanout.map((f) => [f.n, fanoutWindow(f.n)])),
+      burstTicks: Object.fromEntries(args.plan.burst.map((b) => [b.n, burstWindow(b.n)])),
+      inboundSteps: Object.fromEntries(args.plan.inbound.map((i) => [i.n, inboundWindow(i.n)]))
+    },
     noise: noiseSummary,
     results: rows,
     rounds: suite.rounds

@@ -3,7 +3,9 @@
  * Started by bench/run.ts (pinned to its own CPU), listens on 127.0.0.1 port 0
  * and is driven over IPC. Every implementation does the same work: each
  * connection joins the `all` room on connect, joins the rooms a `subscribe`
- * message names, and leaves its rooms when it closes.
+ * message names, counts the `ping` messages it receives (the inbound
+ * scenario) with the same synchronous handler, and leaves its rooms when it
+ * closes.
  */
 import { createServer, type Server as HttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -14,10 +16,11 @@ import fastifyWebsocket from '@fastify/websocket'
 import { Server as SocketIoServer } from 'socket.io'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import nexusRealtime from 'fastify-nexus-realtime'
+import { sendWithCredit } from './lib/credit'
 import { serve, tell } from './lib/ipc'
 import {
-  AUTH_PATH, AUTH_TOKEN, BURST_ROOMS, EVENT, FANOUT_ROOM, PATH, isImpl, priceUpdate, tickMessage,
-  type Ack, type Impl, type MemorySample, type SubscribeMessage, type Timing
+  AUTH_PATH, AUTH_TOKEN, BURST_ROOMS, EVENT, FANOUT_ROOM, INBOUND_EVENT, PATH, isImpl, priceUpdate, tickMessage,
+  type Ack, type Impl, type InboundMessage, type InboundResult, type MemorySample, type PingMessage, type Timing
 } from './lib/protocol'
 
 /** What the driver needs from an implementation. */
@@ -27,6 +30,24 @@ interface Target {
   roomSize (room: string): number
   broadcast (room: string, data: unknown): void
   close (): Promise<void>
+}
+
+// ------------------------------------------------------------ the inbound scenario's handler
+
+/** Pings counted since the inbound round began, and the sum of their `n`. */
+let pings = 0
+let pingSum = 0
+/** The count at which the driver acknowledges next (Infinity outside a round). */
+let nextAck = Infinity
+
+/**
+ * What every implementation's message handler does with a ping: a trivial,
+ * synchronous count. The acknowledgement (one IPC message every few thousand
+ * pings) is the driver's, the same for all.
+ */
+function onPing (message: PingMessage): void {
+  pingSum += message.n
+  if (++pings === nextAck) pingProgress()
 }
 
 // ------------------------------------------------------------ raw ws and @fastify/websocket
@@ -126,8 +147,9 @@ class SetRooms {
   accept (socket: WebSocket): void {
     this.join(FANOUT_ROOM, socket)
     socket.on('message', (data: RawData) => {
-      const message = JSON.parse(String(data)) as SubscribeMessage
-      if (message.type === 'subscribe') for (const room of message.rooms) this.join(room, socket)
+      const message = JSON.parse(String(data)) as InboundMessage
+      if (message.type === 'ping') onPing(message)
+      else if (message.type === 'subscribe') for (const room of message.rooms) this.join(room, socket)
     })
     socket.on('close', () => this.leaveAll(socket))
     socket.on('error', () => {})
@@ -185,6 +207,7 @@ async function socketIo (): Promise<Target> {
   io.on('connection', (socket) => {
     void socket.join(FANOUT_ROOM)
     socket.on('subscribe', (rooms: string[]) => { void socket.join(rooms) })
+    socket.on(INBOUND_EVENT, onPing)
   })
   const port = await listen(server)
   return {
@@ -204,8 +227,9 @@ async function nexus (): Promise<Target> {
   const manager = app.getWebSocket()
   const handlers = {
     onConnect: (socket: WebSocket) => manager.joinRoom(FANOUT_ROOM, socket),
-    onMessage: (socket: WebSocket, message: SubscribeMessage) => {
-      if (message.type === 'subscribe') for (const room of message.rooms) manager.joinRoom(room, socket)
+    onMessage: (socket: WebSocket, message: InboundMessage) => {
+      if (message.type === 'ping') onPing(message)
+      else if (message.type === 'subscribe') for (const room of message.rooms) manager.joinRoom(room, socket)
     }
   }
   app.ws(PATH, handlers)
@@ -265,34 +289,55 @@ let marked: (() => Timing) | null = null
  * beyond what every client has acknowledged, one step per event-loop turn,
  * and resolves when the last step is acknowledged or the time bound passes.
  */
-function flow (steps: number, window: number, send: (step: number) => void): Promise<Timing> {
-  return new Promise((resolve) => {
-    const stop = measure()
-    let sent = 0
-    let acked = 0
-    let parked = false
-    const finish = (timedOut: boolean): void => {
-      clearTimeout(timer)
-      onAck = null
-      resolve({ ...stop(), timedOut })
-    }
-    const timer = setTimeout(() => finish(true), ROUND_TIME_LIMIT_MS)
-    const pump = (): void => {
-      if (sent >= steps || sent - acked >= window) {
-        parked = true
-        return
-      }
-      parked = false
-      send(++sent)
-      setImmediate(pump)
-    }
-    onAck = (complete) => {
-      acked = complete
-      if (acked >= steps) finish(false)
-      else if (parked) pump()
-    }
-    pump()
-  })
+async function flow (steps: number, window: number, send: (step: number) => void): Promise<Timing> {
+  const stop = measure()
+  const credit = sendWithCredit(steps, window, ROUND_TIME_LIMIT_MS, send)
+  onAck = credit.acknowledge
+  const { timedOut } = await credit.done
+  const timing = stop()
+  onAck = null
+  return { ...timing, timedOut }
+}
+
+/** The inbound round in progress: armed by `inboundStart`, over when the last ping is counted or the time bound passes. */
+let inbound: { expected: number, ackEvery: number, finish: (timedOut: boolean) => void, done: Promise<Timing> } | null = null
+
+/** Called by onPing at every `ackEvery`-th ping: tells the client (through the orchestrator) how many were counted. */
+function pingProgress (): void {
+  const round = inbound
+  if (round === null) {
+    nextAck = Infinity
+    return
+  }
+  tell({ type: 'ack', complete: pings } satisfies Ack)
+  if (pings >= round.expected) round.finish(false)
+  else nextAck = Math.min(pings + round.ackEvery, round.expected)
+}
+
+/** Arms an inbound round: counts from zero and starts measuring; the client starts sending once this answered. */
+function inboundStart ({ expected, ackEvery }: { expected: number, ackEvery: number }): void {
+  if (inbound !== null) throw new Error('an inbound round is already armed')
+  pings = 0
+  pingSum = 0
+  nextAck = Math.min(ackEvery, expected)
+  const stop = measure()
+  let settle!: (timing: Timing) => void
+  const done = new Promise<Timing>((resolve) => { settle = resolve })
+  const finish = (timedOut: boolean): void => {
+    clearTimeout(timer)
+    nextAck = Infinity
+    settle({ ...stop(), timedOut })
+  }
+  const timer = setTimeout(() => finish(true), ROUND_TIME_LIMIT_MS)
+  inbound = { expected, ackEvery, finish, done }
+}
+
+/** Resolves when the armed round is over: its timing, and what the handler counted. */
+async function inboundEnd (): Promise<InboundResult> {
+  if (inbound === null) throw new Error('inboundEnd() without inboundStart()')
+  const timing = await inbound.done
+  inbound = null
+  return { timing, received: pings, sum: pingSum }
 }
 
 function gc (): void {
@@ -335,6 +380,8 @@ async function main (): Promise<void> {
       flow(steps, window, (tick) => {
         for (let room = 0; room < BURST_ROOMS.length; room++) target.broadcast(BURST_ROOMS[room], priceUpdate(room, tick))
       }),
+    inboundStart,
+    inboundEnd,
     exit: async () => {
       await target.close()
       // process.exit (not a signal) so that --cpu-prof writes its profile.

@@ -78,6 +78,36 @@ export interface SubscribeMessage {
 /** socket.io event name of the broadcasts. */
 export const EVENT = 'm'
 
+/**
+ * The inbound scenario's message, client to server: small JSON
+ * (`{"type":"ping","n":123}`, n the ping's number on its socket, from 1),
+ * counted by a synchronous handler. socket.io clients emit the object as the
+ * `INBOUND_EVENT` event.
+ */
+export interface PingMessage {
+  type: 'ping'
+  n: number
+}
+
+/** socket.io event name of the inbound scenario's messages. */
+export const INBOUND_EVENT = 'p'
+
+/**
+ * Pings per socket in one inbound step, sent back to back with the socket's
+ * TCP socket corked, so that they leave in one write: the server reads
+ * several frames at a time, as from a busy client, and what it spends per
+ * message is its own processing more than one `read` per frame.
+ */
+export const PINGS_PER_STEP = 4
+
+/** The text of a ping (ws clients), built without JSON.stringify: the client's cost is not what is measured. */
+export function pingText (n: number): string {
+  return `{"type":"ping","n":${n}}`
+}
+
+/** What a client sends the servers: room subscriptions and, in the inbound scenario, pings. */
+export type InboundMessage = SubscribeMessage | PingMessage
+
 // ---------------------------------------------------------------- IPC
 
 /** A request from the orchestrator to a child. */
@@ -98,7 +128,10 @@ export interface Response {
  * Flow control of the load: a client reports how many steps (messages in
  * fan-out, ticks in burst) every one of its sockets has received; the
  * orchestrator relays it to the server, which sends at most `window` steps
- * beyond it. Nothing buffers without bound.
+ * beyond it. In the inbound scenario it goes the other way: the server
+ * reports how many pings its handler has counted, and the client sends at
+ * most `window` steps (PINGS_PER_STEP pings per socket each) beyond it.
+ * Nothing buffers without bound.
  */
 export interface Ack {
   type: 'ack'
@@ -146,4 +179,27 @@ export interface ConnectResult {
   failed: number
   wallMs: number
   firstError?: string
+}
+
+/** What the server counted in one inbound round. */
+export interface InboundResult {
+  timing: Timing
+  /** pings counted by the handler */
+  received: number
+  /** the sum of their `n`: checks that every ping was parsed whole */
+  sum: number
+}
+
+/** The client's side of one inbound round. */
+export interface InboundReport {
+  sockets: number
+  /** pings sent */
+  sent: number
+  /** the last count the server acknowledged */
+  acked: number
+  /** the client gave up waiting for the server's acknowledgements */
+  timedOut: boolean
+  /** messages the server sent during the round (there should be none) */
+  stray: number
+  closedUnexpectedly: number
 }
