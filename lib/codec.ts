@@ -5,15 +5,42 @@ import { describe, errors } from './errors'
 import { isThenable } from './promise'
 
 /**
+ * A message encoded once for every socket it goes to. Its WebSocket frame is
+ * built on first use by the write path (lib/outbound.ts) into a slot the
+ * message has from the start, so every message keeps one shape.
+ */
+export class Encoded implements EncodedMessage {
+  readonly data: Buffer
+  readonly binary: boolean
+  /** the pre-built frame, as the one-element list ws's sendFrame takes; null until a socket needs it */
+  frame: Buffer[] | null = null
+
+  constructor (data: Buffer, binary: boolean) {
+    this.data = data
+    this.binary = binary
+  }
+}
+
+/** A message received already encoded (from another instance) as the write path takes it. */
+export function encodedFrom (data: Buffer, binary: boolean): Encoded {
+  return new Encoded(data, binary)
+}
+
+/** A message an adapter hands back, as the write path takes it (a custom adapter may build plain objects). */
+export function asEncoded (message: EncodedMessage): Encoded {
+  return message instanceof Encoded ? message : new Encoded(message.data, message.binary)
+}
+
+/**
  * Encodes outgoing data once, whatever number of sockets it goes to: strings
  * as text, binary as binary, anything else as JSON. The result is a Buffer so
  * that ws does not convert a string again for every socket.
  */
-export function encode (data: unknown): EncodedMessage {
-  if (typeof data === 'string') return { data: Buffer.from(data), binary: false }
-  if (Buffer.isBuffer(data)) return { data, binary: true }
-  if (ArrayBuffer.isView(data)) return { data: Buffer.from(data.buffer, data.byteOffset, data.byteLength), binary: true }
-  if (data instanceof ArrayBuffer) return { data: Buffer.from(data), binary: true }
+export function encode (data: unknown): Encoded {
+  if (typeof data === 'string') return new Encoded(Buffer.from(data), false)
+  if (Buffer.isBuffer(data)) return new Encoded(data, true)
+  if (ArrayBuffer.isView(data)) return new Encoded(Buffer.from(data.buffer, data.byteOffset, data.byteLength), true)
+  if (data instanceof ArrayBuffer) return new Encoded(Buffer.from(data), true)
 
   let json: string | undefined
   try {
@@ -24,7 +51,7 @@ export function encode (data: unknown): EncodedMessage {
   if (json === undefined) {
     throw new errors.FST_NEXUS_INVALID_DATA(`${describe(data)} has no JSON form`)
   }
-  return { data: Buffer.from(json), binary: false }
+  return new Encoded(Buffer.from(json), false)
 }
 
 /** An inbound frame the route cannot accept; its `frame` is what the client is sent. */

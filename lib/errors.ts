@@ -1,5 +1,6 @@
 import createError from '@fastify/error'
 import type { errors as ErrorsType } from '../types/index'
+import { MAX_ROOM_NAME_LENGTH } from './constants'
 
 /**
  * Every coded error of the plugin. The key is the code; `%s` arguments say
@@ -21,7 +22,7 @@ export const errors: typeof ErrorsType = {
   ),
   FST_NEXUS_INVALID_ROOM: createError<'FST_NEXUS_INVALID_ROOM', [string]>(
     'FST_NEXUS_INVALID_ROOM',
-    'Invalid room name %s: a room name is a non-empty string of at most 256 characters',
+    `Invalid room name %s: a room name is a non-empty string of at most ${MAX_ROOM_NAME_LENGTH} characters`,
     500,
     TypeError
   ),

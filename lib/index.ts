@@ -1,5 +1,7 @@
 import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
 import type nexusRealtimeTypes from '../types/index'
+import type { NexusRealtimeOptions } from '../types/index'
 import { MemoryAdapter } from './adapters/memory'
 import { RedisAdapter, redisAdapter } from './adapters/redis'
 import { CloseCode, ErrorFrameCode } from './constants'
@@ -7,17 +9,27 @@ import { errors } from './errors'
 import { plugin } from './plugin'
 
 /** The public entry: `require()`, `import x from` and `import { nexusRealtime } from` all give the plugin. */
-const nexusRealtime = Object.assign(fp(plugin, {
-  fastify: '5.x',
-  name: 'fastify-nexus-realtime'
-}), { MemoryAdapter, RedisAdapter, redisAdapter, errors, CloseCode, ErrorFrameCode }) as unknown as typeof nexusRealtimeTypes
-Object.assign(nexusRealtime, { default: nexusRealtime, nexusRealtime })
+async function nexusRealtime (fastify: FastifyInstance, options: NexusRealtimeOptions): Promise<void> {
+  await plugin(fastify, options)
+}
+nexusRealtime.default = nexusRealtime
+nexusRealtime.nexusRealtime = nexusRealtime
+nexusRealtime.MemoryAdapter = MemoryAdapter
+nexusRealtime.RedisAdapter = RedisAdapter
+nexusRealtime.redisAdapter = redisAdapter
+nexusRealtime.errors = errors
+nexusRealtime.CloseCode = CloseCode
+nexusRealtime.ErrorFrameCode = ErrorFrameCode
+fp(nexusRealtime, { fastify: '5.x', name: 'fastify-nexus-realtime' })
+
+// The entry must be what types/index.d.ts declares: checked, not cast.
+nexusRealtime satisfies typeof nexusRealtimeTypes
 
 export = nexusRealtime
 
 // Node's ESM loader finds the named exports of a CommonJS module by reading
 // `module.exports.name =` statements; tsc emits `module.exports = nexusRealtime`
-// after them, so the values come from the object above.
+// after them, so the values come from the function above.
 module.exports.default = nexusRealtime
 module.exports.nexusRealtime = nexusRealtime
 module.exports.MemoryAdapter = MemoryAdapter

@@ -1,11 +1,6 @@
-import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
 import type {
-  Adapter,
-  AdapterHost,
-  AdapterMember,
   BroadcastOptions,
-  EncodedMessage,
   FetchOptions,
   RoomManager,
   WebSocketContext,
@@ -13,11 +8,13 @@ import type {
   WebSocketRouteGeneric,
   WebSocketStats
 } from '../types/index'
-import { CloseCode, MAX_ROOM_NAME_LENGTH } from './constants'
-import { encode } from './codec'
-import { Connection, type ConnectionRegistry } from './connection'
+import { CloseCode, MAX_ROOM_NAME_LENGTH, OPEN } from './constants'
+import { encode, type Encoded } from './codec'
+import { Connection } from './connection'
 import { describe, errors } from './errors'
-import { Heartbeat } from './heartbeat'
+import type { Hub } from './hub'
+import { sendPlain } from './outbound'
+import type { Runtime } from './runtime'
 
 function assertRoom (room: unknown): asserts room is string {
   if (typeof room !== 'string' || room.length === 0 || room.length > MAX_ROOM_NAME_LENGTH) {
@@ -49,115 +46,73 @@ function assertSocket (socket: unknown): asserts socket is WebSocket {
 }
 
 /**
- * `app.getWebSocket()`: rooms, broadcasting, lookups and stats. Membership and
- * delivery go through the adapter; this class owns the connection registry and
- * validates every argument it is given.
+ * `app.getWebSocket()`: rooms, broadcasting, lookups and stats. It validates
+ * every argument it is given, then works on the runtime the routes'
+ * connections report into: membership and delivery are the hub's.
  */
-export class Manager implements WebSocketManager, ConnectionRegistry {
-  readonly counters = {
-    messagesReceived: 0,
-    messagesSent: 0,
-    broadcasts: 0,
-    invalidMessages: 0,
-    errors: 0,
-    slowConsumers: 0,
-    heartbeatTimeouts: 0,
-    rateLimited: 0
-  }
-
-  readonly heartbeat = new Heartbeat()
+export class Manager implements WebSocketManager {
   readonly roomManager: RoomManager
-  /** set by the plugin when app.close() starts */
-  closing = false
-  /** connections whose socket is open (they can be in rooms) */
-  private readonly live = new Set<Connection>()
-  /** connections whose onClose has not finished yet (a count: no per-socket entry) */
-  private unsettled = 0
-  private readonly adapter: Adapter
-  private onIdle: (() => void) | null = null
+  private readonly runtime: Runtime<Connection>
+  private readonly hub: Hub<Connection>
 
-  constructor (adapter: Adapter) {
-    this.adapter = adapter
+  constructor (runtime: Runtime<Connection>) {
+    this.runtime = runtime
+    this.hub = runtime.hub
     // The seed's helper object: the same operations under short names.
     this.roomManager = Object.freeze({
       create: (room: string) => this.createRoom(room),
       join: (room: string, socket: WebSocket) => this.joinRoom(room, socket),
       leave: (room: string, socket: WebSocket) => this.leaveRoom(room, socket),
       broadcast: (room: string, data: unknown) => this.broadcast(room, data),
-      list: () => this.adapter.rooms()
+      list: () => this.hub.rooms()
     })
-  }
-
-  /** What the adapter is given at init. */
-  host (log: FastifyBaseLogger): AdapterHost {
-    const live = this.live
-    return { log, members: () => live }
-  }
-
-  // ---------------------------------------------------------- registry
-
-  attach (connection: Connection): void {
-    this.live.add(connection)
-    this.unsettled++
-  }
-
-  detach (connection: Connection): void {
-    this.live.delete(connection)
-    this.adapter.leaveAll(connection)
-  }
-
-  settled (): void {
-    this.unsettled--
-    if (this.unsettled === 0 && this.onIdle !== null) this.onIdle()
   }
 
   // ---------------------------------------------------------- rooms
 
   createRoom (room: string): void {
     assertRoom(room)
-    this.adapter.createRoom(room)
+    this.hub.create(room)
   }
 
   joinRoom (room: string, socket: WebSocket): void {
     assertRoom(room)
     const connection = this.connectionOf(socket)
     // A socket that has closed already left all its rooms; joining again would leak it.
-    if (connection.closed) return
-    if (!connection.route.rooms) throw new errors.FST_NEXUS_ROOMS_DISABLED(connection.route.url)
-    this.adapter.join(room, connection)
+    if (connection.joinable()) this.hub.join(room, connection)
   }
 
   leaveRoom (room: string, socket: WebSocket): void {
     assertRoom(room)
-    this.adapter.leave(room, this.connectionOf(socket))
+    this.hub.leave(room, this.connectionOf(socket))
   }
 
   deleteRoom (room: string): boolean {
     assertRoom(room)
-    return this.adapter.deleteRoom(room)
+    return this.hub.delete(room)
   }
 
   hasRoom (room: string): boolean {
     assertRoom(room)
-    return this.adapter.hasRoom(room)
+    return this.hub.has(room)
   }
 
   roomSize (room: string): number {
     assertRoom(room)
-    return this.adapter.roomSize(room)
+    return this.hub.roomSize(room)
   }
 
   socketsIn (room: string): WebSocket[] {
     assertRoom(room)
     const sockets: WebSocket[] = []
-    for (const member of this.adapter.membersOf(room)) sockets.push(member.socket)
+    for (const member of this.hub.membersOf(room)) sockets.push(member.socket)
     return sockets
   }
 
   roomsOf (socket: WebSocket): string[] {
     assertSocket(socket)
     const connection = this.own(socket)
-    return connection === undefined ? [] : [...this.adapter.roomsOf(connection)]
+    return connection === undefined ? [] : [...this.hub.roomsOf(connection)]
   }
 
   contextOf<G extends WebSocketRouteGeneric = WebSocketRouteGeneric> (socket: WebSocket): WebSocketContext<G> | undefined {
@@ -166,16 +121,16 @@ export class Manager implements WebSocketManager, ConnectionRegistry {
   }
 
   get connections (): number {
-    return this.live.size
+    return this.runtime.live.open.size
   }
 
   stats (): WebSocketStats {
     return {
       // The adapter's own counters (e.g. the Redis adapter's), never in place of the manager's.
-      ...this.adapter.stats?.(),
-      connections: this.live.size,
-      rooms: this.adapter.rooms().length,
-      ...this.counters
+      ...this.hub.adapter.stats?.(),
+      connections: this.runtime.live.open.size,
+      rooms: this.hub.rooms().length,
+      ...this.runtime.counters
     }
   }
 
@@ -185,21 +140,24 @@ export class Manager implements WebSocketManager, ConnectionRegistry {
 
   async fetchRooms (options?: FetchOptions): Promise<string[]> {
     const timeout = fetchTimeout(options)
-    if (typeof this.adapter.fetchRooms !== 'function') return this.adapter.rooms()
-    return await this.adapter.fetchRooms({ timeout })
+    const adapter = this.hub.adapter
+    if (typeof adapter.fetchRooms !== 'function') return this.hub.rooms()
+    return await adapter.fetchRooms({ timeout })
   }
 
   async fetchRoomSize (room: string, options?: FetchOptions): Promise<number> {
     assertRoom(room)
     const timeout = fetchTimeout(options)
-    if (typeof this.adapter.fetchRoomSize !== 'function') return this.adapter.roomSize(room)
-    return await this.adapter.fetchRoomSize(room, { timeout })
+    const adapter = this.hub.adapter
+    if (typeof adapter.fetchRoomSize !== 'function') return this.hub.roomSize(room)
+    return await adapter.fetchRoomSize(room, { timeout })
   }
 
   async fetchConnections (options?: FetchOptions): Promise<number> {
     const timeout = fetchTimeout(options)
-    if (typeof this.adapter.fetchConnections !== 'function') return this.live.size
-    return await this.adapter.fetchConnections({ timeout })
+    const adapter = this.hub.adapter
+    if (typeof adapter.fetchConnections !== 'function') return this.hub.connections()
+    return await adapter.fetchConnections({ timeout })
   }
 
   // ---------------------------------------------------------- sending
@@ -224,35 +182,30 @@ export class Manager implements WebSocketManager, ConnectionRegistry {
     assertSocket(socket)
     const message = encode(data)
     const connection = this.own(socket)
-    let written: boolean
-    if (connection !== undefined) {
-      written = connection.deliver(message)
-    } else {
-      // A socket of a plain @fastify/websocket route: same encoding, written directly.
-      written = socket.readyState === 1
-      if (written) socket.send(message.data, { binary: message.binary })
-    }
-    if (written) this.counters.messagesSent++
+    // A socket of a plain @fastify/websocket route gets the same encoding, written directly.
+    const written = connection !== undefined ? connection.deliver(message) : sendPlain(socket, message)
+    if (written) this.runtime.counters.messagesSent++
     return written
   }
 
-  private publish (message: EncodedMessage, rooms: readonly string[] | null, options: BroadcastOptions | undefined): number {
-    let except: Set<AdapterMember> | null = null
+  private publish (message: Encoded, rooms: readonly string[] | null, options: BroadcastOptions | undefined): number {
+    let except: Set<Connection> | null = null
     let exceptIds: Set<string> | null = null
     if (options?.except !== undefined) {
       exceptIds = new Set()
       except = this.exceptSet(options.except, exceptIds)
       if (exceptIds.size === 0) exceptIds = null
     }
-    const written = this.adapter.broadcast(message, { rooms, except, exceptIds })
-    this.counters.broadcasts++
-    this.counters.messagesSent += written
+    const written = this.hub.broadcast(message, { rooms, exceptIds }, except)
+    const counters = this.runtime.counters
+    counters.broadcasts++
+    counters.messagesSent += written
     return written
   }
 
   /** The local members `except` names; the connection ids it gives (sockets of any instance) go into `ids`. */
-  private exceptSet (except: NonNullable<BroadcastOptions['except']>, ids: Set<string>): Set<AdapterMember> {
-    const set = new Set<AdapterMember>()
+  private exceptSet (except: NonNullable<BroadcastOptions['except']>, ids: Set<string>): Set<Connection> {
+    const set = new Set<Connection>()
     for (const socket of Array.isArray(except) ? except : [except]) {
       if (typeof socket === 'string') {
         if (socket.length === 0) throw new errors.FST_NEXUS_UNKNOWN_SOCKET(describe(socket))
@@ -269,7 +222,7 @@ export class Manager implements WebSocketManager, ConnectionRegistry {
   /** The connection of a socket of this app's `app.ws` routes (another app's sockets are not ours). */
   private own (socket: WebSocket): Connection | undefined {
     const connection = Connection.of(socket)
-    return connection !== undefined && connection.registry === this ? connection : undefined
+    return connection !== undefined && connection.runtime === this.runtime ? connection : undefined
   }
 
   private connectionOf (socket: WebSocket): Connection {
@@ -286,22 +239,15 @@ export class Manager implements WebSocketManager, ConnectionRegistry {
    * up to `timeout` ms; sockets still open then are terminated.
    */
   async shutdown (timeout: number, others: Iterable<WebSocket>): Promise<void> {
-    this.closing = true
-    this.heartbeat.stop()
-    for (const connection of this.live) connection.close(CloseCode.GOING_AWAY, 'Server shutting down')
+    const { live, heartbeat } = this.runtime
+    this.runtime.closing = true
+    heartbeat.stop()
+    for (const connection of live.open) connection.close(CloseCode.GOING_AWAY, 'Server shutting down')
     for (const socket of others) {
-      if (socket.readyState <= 1) socket.close(CloseCode.GOING_AWAY, 'Server shutting down')
+      if (socket.readyState <= OPEN) socket.close(CloseCode.GOING_AWAY, 'Server shutting down')
     }
-    if (this.unsettled > 0) {
-      let timer: NodeJS.Timeout | undefined
-      await new Promise<void>((resolve) => {
-        this.onIdle = resolve
-        timer = setTimeout(resolve, timeout)
-      })
-      clearTimeout(timer)
-      this.onIdle = null
-    }
-    for (const connection of this.live) connection.socket.terminate()
+    await live.idle(timeout)
+    for (const connection of live.open) connection.socket.terminate()
     for (const socket of others) socket.terminate()
   }
 }

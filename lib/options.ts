@@ -31,11 +31,15 @@ export interface NormalizedOptions extends ConnectionLimits {
 /** Reports an invalid field: (field, what was expected, the value received). */
 export type Fail = (field: string, expected: string, received: unknown) => never
 
-/** Every method the manager calls on an adapter. */
-const ADAPTER_METHODS = [
-  'init', 'createRoom', 'deleteRoom', 'hasRoom', 'join', 'leave', 'leaveAll',
-  'roomSize', 'membersOf', 'roomsOf', 'rooms', 'broadcast', 'close'
-] as const
+/**
+ * Every method the plugin calls on an adapter: the required keys of the
+ * `Adapter` type, which this literal must list in full (and only them) to compile.
+ */
+export const ADAPTER_METHODS = Object.keys({
+  init: true, roomActive: true, roomIdle: true, publish: true, close: true
+} satisfies Record<RequiredKeys<Adapter>, true>)
+
+type RequiredKeys<T> = { [K in keyof T]-?: {} extends Pick<T, K> ? never : K }[keyof T]
 
 function isPlainObject (value: unknown): boolean {
   return typeof value === 'object' && value !== null && !Array.isArray(value)

@@ -11,6 +11,7 @@ import { withPositionalListen } from './listen'
 import { Manager } from './manager'
 import { normalizeOptions } from './options'
 import { createRouteDecorator } from './route'
+import { createRuntime } from './runtime'
 
 type UpgradeListener = (...args: any[]) => void
 
@@ -38,10 +39,11 @@ export async function plugin (fastify: FastifyInstance, rawOptions: NexusRealtim
     ownUpgradeListeners = server.listeners('upgrade').filter((listener) => !before.has(listener)) as UpgradeListener[]
   }
 
-  const manager = new Manager(options.adapter)
-  await options.adapter.init(manager.host(fastify.log))
+  const runtime = createRuntime<Connection>(options.adapter)
+  const manager = new Manager(runtime)
+  await runtime.hub.init(fastify.log)
 
-  fastify.decorate('ws', createRouteDecorator(manager, {
+  fastify.decorate('ws', createRouteDecorator(runtime, {
     // Fastify fills both in its initial config ('error' by default).
     protoAction: fastify.initialConfig.onProtoPoisoning as ProtoAction,
     constructorAction: fastify.initialConfig.onConstructorPoisoning as ProtoAction

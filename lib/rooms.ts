@@ -1,4 +1,17 @@
-import type { AdapterMember } from '../types/index'
+import type { Encoded } from './codec'
+
+/** A local connection as the rooms see it. */
+export interface Member {
+  readonly id: string
+  /** Writes an encoded message to this socket; `false` when it is not OPEN (or became a slow consumer). */
+  deliver (message: Encoded): boolean
+}
+
+/** Told when a room gains its first member and when it loses its last (the adapter's subscriptions follow it). */
+export interface RoomActivity {
+  active (room: string): void
+  idle (room: string): void
+}
 
 const EMPTY: ReadonlySet<never> = new Set()
 
@@ -8,16 +21,21 @@ const EMPTY: ReadonlySet<never> = new Set()
  * set; a room joined implicitly is deleted when its last member leaves; a room
  * created explicitly stays until it is deleted.
  */
-export class RoomIndex {
-  private readonly members = new Map<string, Set<AdapterMember>>()
+export class RoomIndex<M extends Member = Member> {
+  private readonly members = new Map<string, Set<M>>()
   /**
    * A member's rooms: the name itself while it is in one room (most sockets
    * are: a user, a game, a chat), a Set from the second room on. Saves a Set
    * per idle connection.
    */
-  private readonly roomsByMember = new Map<AdapterMember, string | Set<string>>()
+  private readonly roomsByMember = new Map<M, string | Set<string>>()
   /** rooms made by createRoom: they outlive their members */
   private readonly kept = new Set<string>()
+  private readonly activity: RoomActivity
+
+  constructor (activity: RoomActivity) {
+    this.activity = activity
+  }
 
   create (room: string): void {
     this.kept.add(room)
@@ -30,6 +48,7 @@ export class RoomIndex {
     for (const member of members) this.forget(member, room)
     this.members.delete(room)
     this.kept.delete(room)
+    if (members.size > 0) this.activity.idle(room)
     return true
   }
 
@@ -37,31 +56,33 @@ export class RoomIndex {
     return this.members.has(room)
   }
 
-  join (room: string, member: AdapterMember): void {
+  join (room: string, member: M): void {
     let members = this.members.get(room)
     if (members === undefined) {
       members = new Set()
       this.members.set(room, members)
     }
+    if (members.has(member)) return
     members.add(member)
+    if (members.size === 1) this.activity.active(room)
     const rooms = this.roomsByMember.get(member)
     if (rooms === undefined) {
       this.roomsByMember.set(member, room)
     } else if (typeof rooms === 'string') {
-      if (rooms !== room) this.roomsByMember.set(member, new Set([rooms, room]))
+      this.roomsByMember.set(member, new Set([rooms, room]))
     } else {
       rooms.add(room)
     }
   }
 
-  leave (room: string, member: AdapterMember): void {
+  leave (room: string, member: M): void {
     const members = this.members.get(room)
     if (members === undefined || !members.delete(member)) return
     this.forget(member, room)
-    if (members.size === 0 && !this.kept.has(room)) this.members.delete(room)
+    if (members.size === 0) this.emptied(room)
   }
 
-  leaveAll (member: AdapterMember): void {
+  leaveAll (member: M): void {
     const rooms = this.roomsByMember.get(member)
     if (rooms === undefined) return
     this.roomsByMember.delete(member)
@@ -70,19 +91,25 @@ export class RoomIndex {
       /* c8 ignore next -- the two maps are kept in step; this guards the invariant */
       if (members === undefined) continue
       members.delete(member)
-      if (members.size === 0 && !this.kept.has(room)) this.members.delete(room)
+      if (members.size === 0) this.emptied(room)
     }
+  }
+
+  /** A room lost its last member: it is idle, and gone unless it was created explicitly. */
+  private emptied (room: string): void {
+    if (!this.kept.has(room)) this.members.delete(room)
+    this.activity.idle(room)
   }
 
   size (room: string): number {
     return this.members.get(room)?.size ?? 0
   }
 
-  membersOf (room: string): ReadonlySet<AdapterMember> {
+  membersOf (room: string): ReadonlySet<M> {
     return this.members.get(room) ?? EMPTY
   }
 
-  roomsOf (member: AdapterMember): Iterable<string> {
+  roomsOf (member: M): Iterable<string> {
     const rooms = this.roomsByMember.get(member)
     if (rooms === undefined) return EMPTY
     return typeof rooms === 'string' ? [rooms] : rooms
@@ -92,7 +119,7 @@ export class RoomIndex {
     return [...this.members.keys()]
   }
 
-  private forget (member: AdapterMember, room: string): void {
+  private forget (member: M, room: string): void {
     const rooms = this.roomsByMember.get(member)
     /* c8 ignore next -- the two maps are kept in step; this guards the invariant */
     if (rooms === undefined) return

@@ -7,7 +7,6 @@ import { createMessageValidator, createParser, errorFrame, type JsonSafety } fro
 import { Connection, type RouteState } from './connection'
 import { Context } from './context'
 import { describe, errors } from './errors'
-import type { Manager } from './manager'
 import { createOriginCheck } from './origin'
 import {
   normalizeHeartbeat,
@@ -18,6 +17,7 @@ import {
   type NormalizedOptions
 } from './options'
 import { isThenable } from './promise'
+import type { Runtime } from './runtime'
 import { kContext } from './symbols'
 
 type RequestWithContext = FastifyRequest & { [kContext]?: Context }
@@ -80,7 +80,7 @@ function rejection (error: unknown, reply: FastifyReply): Error {
 }
 
 /** Builds the `app.ws` decorator bound to one manager. */
-export function createRouteDecorator (manager: Manager, safety: JsonSafety, plugin: NormalizedOptions) {
+export function createRouteDecorator (runtime: Runtime<Connection>, safety: JsonSafety, plugin: NormalizedOptions) {
   const checkOrigin = plugin.allowedOrigins === null ? null : createOriginCheck(plugin.allowedOrigins)
 
   return function ws (this: FastifyInstance, path: string, config: WebSocketRouteConfig): FastifyInstance {
@@ -105,10 +105,11 @@ export function createRouteDecorator (manager: Manager, safety: JsonSafety, plug
       url: path,
       websocket: true,
       handler: function onUpgrade (socket: WebSocket, request: RequestWithContext) {
-        const connection = new Connection(manager, state, socket, request[kContext] ?? new Context(request))
+        const connection = new Connection(runtime, state, socket, request[kContext] ?? new Context(request))
+        connection.start()
         // An upgrade that passed its hooks while app.close() started: it is
         // accepted (so its lifecycle stays whole) and closed at once.
-        if (manager.closing) connection.close(CloseCode.GOING_AWAY, 'Server shutting down')
+        if (runtime.closing) connection.close(CloseCode.GOING_AWAY, 'Server shutting down')
       } as unknown as RouteOptions['handler']
     }
     // querystring, params and headers are Fastify's own: checked before the upgrade (400).

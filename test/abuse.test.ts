@@ -6,7 +6,8 @@ import { isUtf8 } from 'node:buffer'
 import { randomBytes, randomInt } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { WebSocketManager, WebSocketRouteConfig, WebSocketStats } from '../types/index'
-import { build, Client, connect, delay, listen, until } from './helpers/server'
+import { build, Client, connect, listen } from './helpers/server'
+import { delay, until } from './helpers/wait'
 import { closePayload, encodeFrame, Opcode, RawClient } from './helpers/frames'
 
 // The abuse suite: hostile and broken clients against one shared server.

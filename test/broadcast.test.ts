@@ -1,6 +1,7 @@
 import t from 'tap'
 import WebSocket from 'ws'
-import { connect, delay, until, type Client } from './helpers/server'
+import { connect, type Client } from './helpers/server'
+import { delay, until } from './helpers/wait'
 import { rig, throwsCode } from './helpers/rig'
 
 // Broadcasting with real `ws` clients against a server on 127.0.0.1, port 0.

@@ -3,8 +3,10 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { REDIS_URL, childEnv, eventually, redisClient, subscribers, uniquePrefix, withRedis } from './helpers/redis'
+import { childEnv } from './helpers/processes'
+import { REDIS_URL, redisClient, subscribers, uniquePrefix, withRedis } from './helpers/redis'
 import { type Client, connect, rejected } from './helpers/server'
+import { until as eventually } from './helpers/wait'
 
 // examples/cluster/server.ts run as a user runs it: two instances, each in its
 // own process, on ports the system picks, sharing rooms over REDIS_URL. The

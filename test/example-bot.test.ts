@@ -1,5 +1,6 @@
 import t from 'tap'
-import { connect, delay } from './helpers/server'
+import { connect } from './helpers/server'
+import { delay } from './helpers/wait'
 import { inbox, printed, runExample, startExample } from './helpers/examples'
 
 t.test('bot: joins the chat, says it is online, answers others and not itself', async (t) => {

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { connect as connectTcp } from 'node:net'
 import { once } from 'node:events'
-import { connect, delay, rejected } from './helpers/server'
+import { connect, rejected } from './helpers/server'
+import { delay } from './helpers/wait'
 import { printed, startExample } from './helpers/examples'
 
 t.test('robust: auth rejects, onConnect joins, onMessage reports its own errors', async (t) => {

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { type Client, connect, delay, type TestContext } from './helpers/server'
+import { type Client, connect, type TestContext } from './helpers/server'
+import { delay } from './helpers/wait'
 import { type Inbox, inbox, startExample } from './helpers/examples'
 
 const FILE = 'examples/stocks/server.ts'

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CloseCode, ErrorFrameCode } from '../lib/constants'
 import { errors } from '../lib/errors'
+import { ADAPTER_METHODS } from '../lib/options'
 
 // These tests run the BUILT package (dist/, as `npm test` builds it before
 // tap) in child processes, resolved by its own name through package.json
@@ -12,12 +13,6 @@ import { errors } from '../lib/errors'
 const root = join(__dirname, '..')
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const NAME: string = manifest.name
-
-/** Every method the plugin requires of an adapter. */
-const ADAPTER_METHODS = [
-  'init', 'createRoom', 'deleteRoom', 'hasRoom', 'join', 'leave', 'leaveAll',
-  'roomSize', 'membersOf', 'roomsOf', 'rooms', 'broadcast', 'close'
-]
 
 interface Run {
   code: number | null

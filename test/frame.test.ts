@@ -1,7 +1,8 @@
 import t from 'tap'
 import WebSocket from 'ws'
-import { frameSenderOf, probeFrameBuilder } from '../lib/frame'
-import { build, connect, listen, until } from './helpers/server'
+import { frameSenderOf, probeFrameBuilder } from '../lib/outbound'
+import { build, connect, listen } from './helpers/server'
+import { until } from './helpers/wait'
 import { RawClient } from './helpers/frames'
 
 t.test('a broadcast writes one pre-built frame to every socket', async (t) => {

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { connect as connectTcp, type Socket } from 'node:net'
 import { once } from 'node:events'
-import { build, connect, delay, listen, until } from './helpers/server'
+import { build, connect, listen } from './helpers/server'
+import { delay, until } from './helpers/wait'
 
 /** A peer that completes the handshake, then never reads nor answers anything. */
 async function silentPeer (base: string, path: string): Promise<Socket> {

@@ -2,7 +2,8 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { connect as connectTcp } from 'node:net'
 import { once } from 'node:events'
-import { build, connect, delay, listen, until } from './helpers/server'
+import { build, connect, listen } from './helpers/server'
+import { delay, until } from './helpers/wait'
 
 t.test('invalid JSON gets an INVALID_JSON error frame and the connection stays open', async (t) => {
   const app = await build(t)

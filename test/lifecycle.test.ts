@@ -3,7 +3,8 @@ import Fastify from 'fastify'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 import nexusRealtime from '../lib/index'
-import { build, connect, delay, listen, rawHandshake, rejected, until } from './helpers/server'
+import { build, connect, listen, rawHandshake, rejected } from './helpers/server'
+import { delay, until } from './helpers/wait'
 import { logCapture } from './helpers/logs'
 
 const unhandled: unknown[] = []

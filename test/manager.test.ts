@@ -1,7 +1,8 @@
 import t from 'tap'
 import WebSocket from 'ws'
 import type { WebSocketManager } from '../types/index'
-import { build, connect, delay, listen, until } from './helpers/server'
+import { build, connect, listen } from './helpers/server'
+import { delay, until } from './helpers/wait'
 import { rig, throwsCode, type Peer } from './helpers/rig'
 
 // Every test here uses real `ws` clients against a server on 127.0.0.1, port 0;

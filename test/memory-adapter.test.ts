@@ -1,9 +1,11 @@
 import t from 'tap'
 import type { WebSocket } from 'ws'
 import { MemoryAdapter } from '../lib/adapters/memory'
-import type { AdapterMember, EncodedMessage } from '../types/index'
-import { adapterContract, TestMember, text } from './helpers/adapter-contract'
-import { build, connect, listen, until } from './helpers/server'
+import { Hub } from '../lib/hub'
+import type { AdapterHost, EncodedMessage, PublishTarget } from '../types/index'
+import { adapterContract, LocalRooms, silentLogger, TestMember, text } from './helpers/adapter-contract'
+import { build, connect, listen } from './helpers/server'
+import { until } from './helpers/wait'
 
 void adapterContract(t, 'MemoryAdapter', () => new MemoryAdapter())
 
@@ -14,23 +16,29 @@ t.test('the package exports the MemoryAdapter class', async (t) => {
   t.type(new plugin.MemoryAdapter(), MemoryAdapter)
 })
 
-t.test('MemoryAdapter hands every member the same EncodedMessage object: nothing is encoded again', async (t) => {
-  const adapter = new MemoryAdapter()
+/** One instance's rooms over a MemoryAdapter, as the manager drives them. */
+async function localRooms (members: Set<TestMember>): Promise<LocalRooms> {
+  const hub = new Hub<TestMember>(new MemoryAdapter(), members)
+  await hub.init(silentLogger())
+  return new LocalRooms(hub)
+}
+
+t.test('every member gets the same encoded message object: nothing is encoded again', async (t) => {
   const members = new Set<TestMember>()
-  adapter.init({ log: undefined as never, members: () => members })
+  const local = await localRooms(members)
   const a = new TestMember('a')
   const b = new TestMember('b')
   const c = new TestMember('c')
   members.add(a).add(b).add(c)
-  adapter.join('r1', a)
-  adapter.join('r1', b)
-  adapter.join('r2', c)
-  const one: EncodedMessage = text('one')
-  const several: EncodedMessage = text('several')
-  const all: EncodedMessage = text('all')
-  adapter.broadcast(one, { rooms: ['r1'], except: null })
-  adapter.broadcast(several, { rooms: ['r1', 'r2'], except: null })
-  adapter.broadcast(all, { rooms: null, except: null })
+  local.join('r1', a)
+  local.join('r1', b)
+  local.join('r2', c)
+  const one = text('one')
+  const several = text('several')
+  const all = text('all')
+  local.hub.broadcast(one, { rooms: ['r1'], exceptIds: null }, null)
+  local.hub.broadcast(several, { rooms: ['r1', 'r2'], exceptIds: null }, null)
+  local.hub.broadcast(all, { rooms: null, exceptIds: null }, null)
   for (const member of [a, b]) {
     t.equal(member.received[0], one)
     t.equal(member.received[1], several)
@@ -40,103 +48,103 @@ t.test('MemoryAdapter hands every member the same EncodedMessage object: nothing
   t.equal(c.received[1], all)
 })
 
-t.test('MemoryAdapter.roomsOf and membersOf reflect later changes without a stale copy', async (t) => {
-  const adapter = new MemoryAdapter()
+t.test('roomsOf and membersOf reflect later changes without a stale copy', async (t) => {
+  const local = await localRooms(new Set())
   const a = new TestMember('a')
-  adapter.join('x', a)
-  t.same([...adapter.roomsOf(a)], ['x'])
-  adapter.join('y', a)
-  t.same([...adapter.roomsOf(a)].sort(), ['x', 'y'])
-  adapter.leave('x', a)
-  t.same([...adapter.roomsOf(a)], ['y'])
-  t.same([...adapter.membersOf('x')], [])
+  local.join('x', a)
+  t.same([...local.roomsOf(a)], ['x'])
+  local.join('y', a)
+  t.same([...local.roomsOf(a)].sort(), ['x', 'y'])
+  local.leave('x', a)
+  t.same([...local.roomsOf(a)], ['y'])
+  t.same([...local.membersOf('x')], [])
 })
 
-t.test('the plugin uses the MemoryAdapter it is given for every room operation of the manager', async (t) => {
-  const adapter = new MemoryAdapter()
-  const app = await build(t, { adapter })
-  const sockets: WebSocket[] = []
-  app.ws('/ws', {
-    onConnect: (socket) => { sockets.push(socket) }
-  })
-  const base = await listen(app)
-  const client = await connect(`${base}/ws`)
-  await until(() => sockets.length === 1)
-  const manager = app.getWebSocket()
+/** A MemoryAdapter that records what the plugin tells it, and keeps the host it was given. */
+class Recording extends MemoryAdapter {
+  readonly calls: string[] = []
+  host: AdapterHost | undefined
 
-  manager.createRoom('kept')
-  manager.joinRoom('chat', sockets[0])
-  t.same(adapter.rooms().sort(), ['chat', 'kept'], 'rooms made through the manager are in the given adapter')
-  t.equal(adapter.roomSize('chat'), 1)
-  const [member] = [...adapter.membersOf('chat')] as AdapterMember[]
-  t.equal(member.socket, sockets[0], 'the member the adapter holds carries the server socket')
-  t.type(member.id, 'string')
-  t.equal(member.id, manager.contextOf(sockets[0])?.id, 'the member id is the connection id')
-
-  // A room created directly in the adapter is seen by the manager.
-  adapter.join('direct', member)
-  t.equal(manager.hasRoom('direct'), true)
-  t.same(manager.roomsOf(sockets[0]).sort(), ['chat', 'direct'])
-  t.equal(manager.broadcast('direct', { via: 'adapter room' }), 1)
-  await client.waitFor(1)
-  t.same(client.messages, [{ via: 'adapter room' }])
-
-  // Members of the adapter's host are the live connections: rooms: null reaches them.
-  t.equal(adapter.broadcast(text('"from the adapter"'), { rooms: null, except: null }), 1)
-  await client.waitFor(2)
-  t.equal(client.messages[1], 'from the adapter')
-
-  client.close()
-  await until(() => manager.connections === 0)
-  t.same(adapter.rooms(), ['kept'], 'a closed connection left the adapter rooms it was in')
-  t.equal(adapter.broadcast(text('x'), { rooms: null, except: null }), 0, 'a closed connection is no longer a member of the host')
-})
-
-t.test('a MemoryAdapter subclass sees the manager call it (adapters extend it)', async (t) => {
-  const calls: string[] = []
-  class Recording extends MemoryAdapter {
-    override join (room: string, member: AdapterMember): void {
-      calls.push(`join ${room}`)
-      super.join(room, member)
-    }
-
-    override leaveAll (member: AdapterMember): void {
-      calls.push('leaveAll')
-      super.leaveAll(member)
-    }
-
-    override broadcast (message: EncodedMessage, target: { rooms: readonly string[] | null, except: ReadonlySet<AdapterMember> | null }): number {
-      calls.push(`broadcast ${target.rooms === null ? 'null' : target.rooms.join(',')} ${message.data.toString()}`)
-      return super.broadcast(message, target)
-    }
-
-    override close (): void {
-      calls.push('close')
-      super.close()
-    }
+  override init (host: AdapterHost): void {
+    this.calls.push('init')
+    this.host = host
   }
+
+  override roomActive (room: string): void {
+    this.calls.push(`active ${room}`)
+  }
+
+  override roomIdle (room: string): void {
+    this.calls.push(`idle ${room}`)
+  }
+
+  override publish (message: EncodedMessage, target: PublishTarget): void {
+    const except = target.exceptIds === null ? '' : ` except ${[...target.exceptIds].join(',')}`
+    this.calls.push(`publish ${target.rooms === null ? 'null' : target.rooms.join(',')} ${message.data.toString()}${except}`)
+  }
+
+  override close (): void {
+    this.calls.push('close')
+  }
+}
+
+t.test('the adapter is told when a room gains its first local member and loses its last, and sees every broadcast once', async (t) => {
   const adapter = new Recording()
   const app = await build(t, { adapter })
   const sockets: WebSocket[] = []
   app.ws('/ws', { onConnect: (socket) => { sockets.push(socket) } })
   const base = await listen(app)
-  const client = await connect(`${base}/ws`)
-  await until(() => sockets.length === 1)
+  const clients = await Promise.all([connect(`${base}/ws`), connect(`${base}/ws`)])
+  await until(() => sockets.length === 2)
   const manager = app.getWebSocket()
+  manager.createRoom('kept')
   manager.joinRoom('a', sockets[0])
+  manager.joinRoom('a', sockets[1])
+  manager.joinRoom('kept', sockets[0])
   manager.broadcast('a', { n: 1 })
-  manager.broadcast(['a', 'b'], 'text')
+  manager.broadcast(['a', 'b'], 'text', { except: String(manager.contextOf(sockets[1])?.id) })
   manager.broadcastAll([1])
-  await client.waitFor(3)
-  client.close()
+  manager.leaveRoom('a', sockets[1])
+  await Promise.all(clients.map((client, i) => client.waitFor(i === 0 ? 3 : 2)))
+  for (const client of clients) client.close()
   await until(() => manager.connections === 0)
+  const id = manager.contextOf(sockets[1])?.id
   await app.close()
-  t.same(calls, [
-    'join a',
-    'broadcast a {"n":1}',
-    'broadcast a,b text',
-    'broadcast null [1]',
-    'leaveAll',
-    'close'
-  ])
+  t.equal(adapter.calls[0], 'init')
+  t.same(adapter.calls.slice(1, 6), ['active a', 'active kept', 'publish a {"n":1}', `publish a,b text except ${String(id)}`, 'publish null [1]'])
+  t.same(adapter.calls.slice(6, 8).sort(), ['idle a', 'idle kept'], 'both rooms went idle as the first socket closed')
+  t.equal(adapter.calls[8], 'close')
+  t.equal(adapter.calls.length, 9)
+})
+
+t.test('the host an adapter is given: what other instances publish reaches the local members, and the local view', async (t) => {
+  const adapter = new Recording()
+  const app = await build(t, { adapter })
+  const sockets: WebSocket[] = []
+  app.ws('/ws', { onConnect: (socket) => { sockets.push(socket) } })
+  const base = await listen(app)
+  const clients = await Promise.all([connect(`${base}/ws`), connect(`${base}/ws`)])
+  await until(() => sockets.length === 2)
+  const manager = app.getWebSocket()
+  const host = adapter.host as AdapterHost
+  manager.createRoom('kept')
+  manager.joinRoom('chat', sockets[0])
+  t.same(host.rooms().sort(), ['chat', 'kept'], 'rooms made through the manager are the host\'s')
+  t.equal(host.roomSize('chat'), 1)
+  t.equal(host.connections(), 2)
+
+  // A message of another instance, as a custom adapter would hand it on: a plain object.
+  t.equal(host.deliver({ data: Buffer.from('"to the room"'), binary: false }, { rooms: ['chat'], exceptIds: null }), 1)
+  t.equal(host.deliver({ data: Buffer.from('"to everyone"'), binary: false }, { rooms: null, exceptIds: new Set([String(manager.contextOf(sockets[1])?.id)]) }), 1)
+  t.equal(host.deliver({ data: Buffer.from([1, 2]), binary: true }, { rooms: null, exceptIds: null }), 2)
+  await clients[0].waitFor(3)
+  await clients[1].waitFor(1)
+  t.same(clients[0].messages.slice(0, 2), ['to the room', 'to everyone'])
+  t.same([...clients[1].messages[0]], [1, 2])
+  t.equal(adapter.calls.filter((call) => call.startsWith('publish')).length, 0, 'what the host delivers is not published again')
+
+  for (const client of clients) client.close()
+  await until(() => manager.connections === 0)
+  t.same(host.rooms(), ['kept'], 'a closed connection left the rooms it was in')
+  t.equal(host.deliver({ data: Buffer.from('x'), binary: false }, { rooms: null, exceptIds: null }), 0, 'closed connections are no longer local members')
 })

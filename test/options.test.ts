@@ -2,7 +2,8 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { MemoryAdapter } from '../lib/adapters/memory'
-import type { Adapter, AdapterHost, AdapterMember, BroadcastTarget, EncodedMessage, NexusRealtimeOptions, WebSocketRouteConfig } from '../types/index'
+import { ADAPTER_METHODS } from '../lib/options'
+import type { Adapter, AdapterHost, EncodedMessage, NexusRealtimeOptions, PublishTarget, WebSocketRouteConfig } from '../types/index'
 import { connect, listen } from './helpers/server'
 import entry = require('../lib/index')
 
@@ -39,31 +40,16 @@ async function rejectsOption (t: Test, options: unknown, name: string, says?: Re
   if (says !== undefined) t.match(error?.message, says, `${name}: the message says ${says}`)
 }
 
-/** Every method the plugin requires of an adapter. */
-const ADAPTER_METHODS = [
-  'init', 'createRoom', 'deleteRoom', 'hasRoom', 'join', 'leave', 'leaveAll',
-  'roomSize', 'membersOf', 'roomsOf', 'rooms', 'broadcast', 'close'
-] as const
-
-/** An adapter written against the interface alone: delegates to a MemoryAdapter and records calls. */
+/** An adapter written against the interface alone: records every call, publishes nowhere. */
 function recordingAdapter (): Adapter & { calls: string[] } {
-  const inner = new MemoryAdapter()
   const calls: string[] = []
   return {
     calls,
-    init (host: AdapterHost) { calls.push('init'); inner.init(host) },
-    createRoom (room: string) { calls.push('createRoom'); inner.createRoom(room) },
-    deleteRoom (room: string) { calls.push('deleteRoom'); return inner.deleteRoom(room) },
-    hasRoom (room: string) { calls.push('hasRoom'); return inner.hasRoom(room) },
-    join (room: string, member: AdapterMember) { calls.push('join'); inner.join(room, member) },
-    leave (room: string, member: AdapterMember) { calls.push('leave'); inner.leave(room, member) },
-    leaveAll (member: AdapterMember) { calls.push('leaveAll'); inner.leaveAll(member) },
-    roomSize (room: string) { calls.push('roomSize'); return inner.roomSize(room) },
-    membersOf (room: string) { calls.push('membersOf'); return inner.membersOf(room) },
-    roomsOf (member: AdapterMember) { calls.push('roomsOf'); return inner.roomsOf(member) },
-    rooms () { calls.push('rooms'); return inner.rooms() },
-    broadcast (message: EncodedMessage, target: BroadcastTarget) { calls.push('broadcast'); return inner.broadcast(message, target) },
-    close () { calls.push('close'); inner.close() }
+    init (_host: AdapterHost) { calls.push('init') },
+    roomActive (_room: string) { calls.push('roomActive') },
+    roomIdle (_room: string) { calls.push('roomIdle') },
+    publish (_message: EncodedMessage, _target: PublishTarget) { calls.push('publish') },
+    close () { calls.push('close') }
   }
 }
 
@@ -92,8 +78,8 @@ t.test('an adapter missing a method is rejected, naming the method', async (t) =
 })
 
 t.test('an adapter whose method is not a function is rejected, naming the method', async (t) => {
-  const adapter = { ...recordingAdapter(), broadcast: 'everyone' }
-  await rejectsOption(t, { adapter }, 'adapter', 'broadcast()')
+  const adapter = { ...recordingAdapter(), publish: 'everyone' }
+  await rejectsOption(t, { adapter }, 'adapter', 'publish()')
 })
 
 t.test('an adapter that is not an object is rejected', async (t) => {
@@ -264,8 +250,8 @@ t.test('a MemoryAdapter given as an option is the one used', async (t) => {
   const client = await connect(`${await listen(app)}/ws`)
   client.send({ ping: 1 })
   await client.waitFor(1)
-  t.same(adapter.rooms(), ['lobby'], 'the room lives in the given adapter')
-  t.equal(adapter.roomSize('lobby'), 1)
+  t.same(adapter.hosts[0].rooms(), ['lobby'], 'the adapter is given the rooms of the instance')
+  t.equal(adapter.hosts[0].roomSize('lobby'), 1)
   t.equal(app.getWebSocket().broadcast('lobby', 'hello'), 1)
   t.same(await client.waitFor(2), ['ok', 'hello'])
   await app.close()
@@ -280,7 +266,7 @@ t.test('an adapter object with every method is accepted and used', async (t) => 
   t.equal(app.getWebSocket().broadcast('room', { to: 'room' }), 1)
   t.same(await client.waitFor(1), [{ to: 'room' }])
   await app.close()
-  for (const method of ['init', 'join', 'broadcast', 'leaveAll', 'close']) t.ok(adapter.calls.includes(method), `${method} was called`)
+  for (const method of ['init', 'roomActive', 'publish', 'roomIdle', 'close']) t.ok(adapter.calls.includes(method), `${method} was called`)
   t.equal(adapter.calls[0], 'init')
   t.equal(adapter.calls.at(-1), 'close')
 })

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { build, connect, listen, rawHandshake, until } from './helpers/server'
+import { build, connect, listen, rawHandshake } from './helpers/server'
+import { until } from './helpers/wait'
 
 t.test('allowedOrigins as a list: other origins get 403 before the upgrade, auth never runs', async (t) => {
   const app = await build(t, { allowedOrigins: ['https://app.example.com', /^https:\/\/[a-z]+\.example\.org$/] })

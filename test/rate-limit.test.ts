@@ -1,6 +1,7 @@
 import t from 'tap'
 import { TokenBucket, Verdict } from '../lib/rate-limit'
-import { build, connect, delay, listen, until } from './helpers/server'
+import { build, connect, listen } from './helpers/server'
+import { delay, until } from './helpers/wait'
 
 t.test('excess messages get RATE_LIMITED and are dropped; the connection stays open', async (t) => {
   const app = await build(t, { rateLimit: { max: 5, windowMs: 10000 } })

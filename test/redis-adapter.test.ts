@@ -6,11 +6,15 @@ import { Redis } from 'ioredis'
 import type { WebSocket } from 'ws'
 import { MemoryAdapter } from '../lib/adapters/memory'
 import { RedisAdapter, redisAdapter, requireIoredis } from '../lib/adapters/redis'
+import { PendingQueries } from '../lib/adapters/redis/queries'
 import { errors } from '../lib/errors'
-import type { Adapter, AdapterHost, RedisClient } from '../types/index'
-import { adapterContract, TestMember, text } from './helpers/adapter-contract'
+import { Hub } from '../lib/hub'
+import type { Adapter, RedisClient } from '../types/index'
+import { adapterContract, silentLogger, TestMember, text } from './helpers/adapter-contract'
 import { logCapture } from './helpers/logs'
-import { REDIS_URL, after, childEnv, delay, eventually, freePort, messagesOf, node, type Node, redisClient, subscribers, uniquePrefix, withRedis } from './helpers/redis'
+import { childEnv } from './helpers/processes'
+import { delay, until as eventually } from './helpers/wait'
+import { REDIS_URL, after, freePort, messagesOf, node, type Node, redisClient, subscribers, uniquePrefix, withRedis } from './helpers/redis'
 import type { Client } from './helpers/server'
 
 const root = join(__dirname, '..')
@@ -21,7 +25,7 @@ interface TestContext {
   teardown (fn: () => unknown): void
 }
 
-/** The wire format of lib/adapters/redis.ts, written out again: a test of it. */
+/** The wire format of lib/adapters/redis/wire.ts, written out again: a test of it. */
 function frame (kind: number, header: unknown, body: Buffer = Buffer.alloc(0), uid: Buffer = Buffer.alloc(16, 0xee)): Buffer {
   const json = Buffer.from(JSON.stringify(header))
   const head = Buffer.alloc(22)
@@ -30,13 +34,6 @@ function frame (kind: number, header: unknown, body: Buffer = Buffer.alloc(0), u
   uid.copy(head, 2)
   head.writeUInt32BE(json.length, 18)
   return Buffer.concat([head, json, body])
-}
-
-function silentLog (): AdapterHost['log'] {
-  const log: Record<string, unknown> = {}
-  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace']) log[level] = () => {}
-  log.child = () => log
-  return log as unknown as AdapterHost['log']
 }
 
 /** A real ioredis connection whose commands can be made to fail, given to redisAdapter() as a user's client. */
@@ -101,7 +98,10 @@ t.test('the package exports redisAdapter and RedisAdapter', async (t) => {
   t.equal(plugin.RedisAdapter, RedisAdapter)
   const adapter = plugin.redisAdapter({ url: REDIS_URL })
   t.ok(adapter instanceof RedisAdapter)
-  t.ok(adapter instanceof MemoryAdapter, 'local rooms and delivery are MemoryAdapter\'s')
+  t.notOk(adapter instanceof MemoryAdapter, 'a transport only: the rooms are the plugin\'s')
+  for (const method of ['init', 'roomActive', 'roomIdle', 'publish', 'close', 'fetchRooms', 'fetchRoomSize', 'fetchConnections', 'stats']) {
+    t.type(adapter[method], 'function', `it has ${method}()`)
+  }
   t.match(adapter.uid, /^[0-9a-f]{32}$/)
   t.not(adapter.uid, plugin.redisAdapter({ url: REDIS_URL }).uid, 'each instance has its own uid')
   await adapter.close()
@@ -179,7 +179,73 @@ t.test('an adapter that is never registered opens no connection, and closes', as
   await adapter.close()
   t.equal(adapter.stats().redisConnected, 0)
   t.same(await adapter.fetchRooms({ timeout: 1000 }), [], 'a closed adapter answers for itself, at once')
+  t.equal(await adapter.fetchRoomSize('r', { timeout: 1000 }), 0)
   t.equal(await adapter.fetchConnections({ timeout: 1000 }), 0)
+})
+
+t.test('a pending query resolves once every instance that received it answered, one answer each', async (t) => {
+  const queries = new PendingQueries()
+  const isCount = (value: unknown): value is number => typeof value === 'number'
+  const asked: number[] = []
+  let received!: (count: number) => void
+  const pending = queries.ask(10000, isCount, async (id) => {
+    asked.push(id)
+    return await new Promise<number>((resolve) => { received = resolve })
+  })
+  const [id] = asked
+  t.equal(queries.answer(id, 'b', 1), 'recorded', 'answers may come before the transport says how many to expect')
+  t.equal(queries.answer(id, 'b', 5), 'dropped', 'a second answer of one instance')
+  t.equal(queries.answer(id, 'c', ['r']), 'unexpected', 'an answer to another question')
+  t.equal(queries.answer(id + 1, 'c', 1), 'dropped', 'an answer to no query')
+  received(2)
+  await delay(10)
+  t.equal(queries.answer(id, 'c', 2), 'recorded')
+  t.same(await pending, [1, 2])
+  t.equal(queries.answer(id, 'd', 3), 'dropped', 'a late answer')
+
+  // Every answer in before the count: complete when the count comes.
+  const early = queries.ask(10000, isCount, async (id) => {
+    queries.answer(id, 'b', 7)
+    return 1
+  })
+  t.same(await early, [7])
+  t.same(await queries.ask(10000, isCount, async () => 0), [], 'nobody else received it: complete at once')
+  t.equal(queries.timeouts, 0)
+})
+
+t.test('a pending query resolves with what it has at its timeout, when it cannot be sent, and at close', async (t) => {
+  const queries = new PendingQueries()
+  const isList = (value: unknown): value is string[] => Array.isArray(value)
+  // The query timers do not hold the process open: this does, for the test.
+  const alive = setInterval(() => {}, 1000)
+  t.teardown(() => clearInterval(alive))
+  let started = Date.now()
+  const timedOut = await queries.ask(50, isList, async (id) => {
+    queries.answer(id, 'b', ['r'])
+    return 2
+  })
+  t.same(timedOut, [['r']])
+  t.ok(Date.now() - started >= 45, 'at the timeout')
+  t.equal(queries.timeouts, 1)
+
+  // The transport's count after the timeout changes nothing.
+  let late!: (count: number) => void
+  t.same(await queries.ask(20, isList, async () => await new Promise<number>((resolve) => { late = resolve })), [])
+  late(0)
+  t.equal(queries.timeouts, 2)
+
+  started = Date.now()
+  t.same(await queries.ask(10000, isList, async () => { throw new Error('not sent') }), [], 'a question that could not be sent')
+  t.ok(Date.now() - started < 1000, 'at once')
+
+  const open = [
+    queries.ask(10000, isList, async (id) => { queries.answer(id, 'b', ['x']); return 3 }),
+    queries.ask(10000, isList, async () => 3)
+  ]
+  await delay(10)
+  queries.close()
+  t.same(await Promise.all(open), [[['x']], []], 'close resolves every open query with its answers')
+  t.equal(queries.timeouts, 2, 'close is not a timeout')
 })
 
 // ------------------------------------------------------------------ with Redis
@@ -336,14 +402,17 @@ withRedis(t, 'RedisAdapter against a real Redis', async (t) => {
     silent.on('messageBuffer', (_channel: Buffer, payload: Buffer) => {
       const header = JSON.parse(payload.toString('utf8', 22, 22 + payload.readUInt32BE(18)))
       const answerTo = `${prefix}:answer:${uid(payload).toString('hex')}`
-      void redis.publish(answerTo, frame(3, { id: header.id, v: header.q === 'rooms' ? [''] : -1 }))
-      void redis.publish(answerTo, frame(3, { id: header.id, v: header.q === 'rooms' ? ['from-silent'] : 10 }))
+      const rooms = header.q === 'rooms'
+      // One that does not decode, one that answers another question, the answer, and one too many.
+      void redis.publish(answerTo, frame(3, { id: header.id, v: rooms ? [''] : -1 }))
+      void redis.publish(answerTo, frame(3, { id: header.id, v: rooms ? 7 : ['r1'] }))
+      void redis.publish(answerTo, frame(3, { id: header.id, v: rooms ? ['from-silent'] : 10 }))
       void redis.publish(answerTo, frame(3, { id: header.id, v: 100 }))
     })
-    t.equal(await manager.fetchRoomSize('r1', { timeout: 2000 }), 13, 'the bad answer was dropped, and a second answer of one instance')
+    t.equal(await manager.fetchRoomSize('r1', { timeout: 2000 }), 13, 'the bad answers were dropped, and a second answer of one instance')
     t.same((await manager.fetchRooms({ timeout: 2000 })).sort(), ['empty', 'from-silent', 'r1', 'r2'])
     await delay(50)
-    t.equal(manager.stats().redisInvalidMessages, 2, 'each bad answer counted')
+    t.equal(manager.stats().redisInvalidMessages, 4, 'each bad answer counted')
 
     // Closing while a query waits answers it with what it has.
     await silent.unsubscribe()
@@ -435,36 +504,64 @@ withRedis(t, 'RedisAdapter against a real Redis', async (t) => {
     broken.deliver = () => { throw new Error('socket exploded') }
     const fine = new TestMember('fine')
     members.add(broken).add(fine)
-    await receiving.init({ log, members: () => members })
+    await new Hub(receiving, members).init(log)
     t.teardown(() => receiving.close())
     const sending = redisAdapter({ url: REDIS_URL }, { prefix })
-    await sending.init({ log: silentLog(), members: () => [] })
+    const sender = new Hub(sending, new Set<TestMember>())
+    await sender.init(silentLogger())
     t.teardown(() => sending.close())
 
-    sending.broadcast(text('boom'), { rooms: null, except: null })
+    sender.broadcast(text('boom'), { rooms: null, exceptIds: null }, null)
     await eventually(() => messagesOf(lines, 'Failed to handle a message from Redis').length === 1)
     t.match(messagesOf(lines, 'Failed to handle a message from Redis')[0], { level: 50, err: { message: 'socket exploded' } })
     members.delete(broken)
-    sending.broadcast(text('after'), { rooms: null, except: null })
+    sender.broadcast(text('after'), { rooms: null, exceptIds: null }, null)
     await eventually(() => fine.received.length === 1)
     t.same(fine.texts(), ['after'], 'the subscriber goes on with the next message')
   })
 
-  t.test('after close(), leaving rooms is bookkeeping only', async (t) => {
+  t.test('after close(), rooms are the hub\'s bookkeeping only: nothing reaches Redis', async (t) => {
     const prefix = uniquePrefix('closed')
     const redis = redisClient(t)
     const subscriber = redisClient(t)
     const adapter = redisAdapter({ client: redisClient(t), subscriber }, { prefix })
     const member = new TestMember('m')
-    await adapter.init({ log: silentLog(), members: () => [member] })
-    adapter.join('r', member)
+    const hub = new Hub(adapter, new Set([member]))
+    await hub.init(silentLogger())
+    hub.join('r', member)
     await eventually(async () => (await subscribers(redis, `${prefix}:room:r`))[0] === 1)
     await adapter.close()
     t.same(await subscribers(redis, `${prefix}:room:r`), [0])
-    adapter.leaveAll(member)
-    t.same([...adapter.roomsOf(member)], [])
-    t.equal(adapter.broadcast(text('after close'), { rooms: null, except: null }), 0, 'the host is gone')
+    hub.leaveAll(member)
+    t.same([...hub.roomsOf(member)], [])
+    t.equal(hub.broadcast(text('after close'), { rooms: null, exceptIds: null }, null), 1, 'local delivery is the hub\'s')
+    t.match(adapter.stats(), { redisRoomChannels: 0, redisPublished: 0, redisPublishErrors: 0 }, 'and nothing was published')
+    hub.join('again', member)
+    await delay(50)
+    t.same(await subscribers(redis, `${prefix}:room:again`), [0], 'a room that becomes active is not subscribed')
+    t.same(await adapter.fetchRooms({ timeout: 1000 }), ['again'], 'queries answer for this instance alone, at once')
     t.equal(subscriber.status, 'ready')
+  })
+
+  t.test('a room that became active before init() is subscribed by init()', async (t) => {
+    const prefix = uniquePrefix('early')
+    const redis = redisClient(t)
+    const adapter = redisAdapter({ url: REDIS_URL }, { prefix })
+    t.teardown(() => adapter.close())
+    const member = new TestMember('m')
+    const hub = new Hub(adapter, new Set([member]))
+    hub.join('early', member)
+    t.same(await subscribers(redis, `${prefix}:room:early`), [0], 'nothing is connected yet')
+    await hub.init(silentLogger())
+    t.same(await subscribers(redis, `${prefix}:all`, `${prefix}:room:early`), [1, 1])
+    t.equal(adapter.stats().redisRoomChannels, 1)
+    // The hub tells each change once; told twice, the adapter stays as it is.
+    adapter.roomActive('early')
+    t.equal(adapter.stats().redisRoomChannels, 1, 'a room active twice is one channel')
+    adapter.roomIdle('early')
+    adapter.roomIdle('early')
+    await eventually(async () => (await subscribers(redis, `${prefix}:room:early`))[0] === 0)
+    t.equal(adapter.stats().redisRoomChannels, 0)
   })
 
   t.test('connections given to the adapter are left open, without its subscriptions and listeners', async (t) => {

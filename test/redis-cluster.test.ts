@@ -1,5 +1,6 @@
 import t from 'tap'
-import { REDIS_URL, after, eventually, redisClient, startInstance, subscribers, uniquePrefix, withRedis, type Instance } from './helpers/redis'
+import { until as eventually } from './helpers/wait'
+import { REDIS_URL, after, redisClient, startInstance, subscribers, uniquePrefix, withRedis, type Instance } from './helpers/redis'
 
 // Instances of test/fixtures/redis-instance.ts, each in its own process,
 // sharing rooms through the Redis at REDIS_URL.

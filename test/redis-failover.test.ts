@@ -1,7 +1,8 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { redisAdapter } from '../lib/adapters/redis'
-import { RedisServer, after, delay, eventually, messagesOf, node, redisClient, startInstance, subscribers, uniquePrefix } from './helpers/redis'
+import { delay, until as eventually } from './helpers/wait'
+import { RedisServer, after, messagesOf, node, redisClient, startInstance, subscribers, uniquePrefix } from './helpers/redis'
 import type { Client } from './helpers/server'
 
 // This file starts a redis-server of its own (not the one at REDIS_URL), so

@@ -2,7 +2,8 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { once } from 'node:events'
 import nexusRealtime from '../lib/index'
-import { build, connect, listen, rawHandshake, rejected, until } from './helpers/server'
+import { build, connect, listen, rawHandshake, rejected } from './helpers/server'
+import { until } from './helpers/wait'
 import { logCapture } from './helpers/logs'
 
 t.test('app.ws inside an encapsulated plugin: prefix, hooks and decorators of that context apply', async (t) => {

@@ -5,7 +5,8 @@ import { connect as connectTcp } from 'node:net'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 import nexusRealtime from '../lib/index'
-import { connect, delay, listen, rawHandshake, rejected, until } from './helpers/server'
+import { connect, listen, rawHandshake, rejected } from './helpers/server'
+import { delay, until } from './helpers/wait'
 
 async function app (options?: Parameters<typeof nexusRealtime>[1]) {
   const instance = Fastify({ logger: false })

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { build, connect, listen, until } from './helpers/server'
+import { build, connect, listen } from './helpers/server'
+import { until } from './helpers/wait'
 
 t.test('a client that stops reading is closed with 1013, leaves its rooms, and the others get everything', async (t) => {
   const app = await build(t, { maxBufferedBytes: 256 * 1024 })
@@ -17,12 +18,14 @@ t.test('a client that stops reading is closed with 1013, leaves its rooms, and t
 
   const chunk = 'x'.repeat(16 * 1024)
   let n = 0
-  // Fan out in turns so the fast client's socket drains between them.
+  // Fan out in batches, each once the healthy client has read the previous
+  // one: its socket has drained by then, whatever the machine's load, while
+  // the slow client's unsent bytes pile up. (Waiting one turn instead let a
+  // busy machine leave the healthy client behind too, and close it as slow.)
   while (n < 400) {
     for (let i = 0; i < 20; i++) app.getWebSocket().broadcast('feed', { n: n++, chunk })
-    await new Promise((resolve) => setImmediate(resolve))
+    await fast.waitFor(n, 10000)
   }
-  await fast.waitFor(400, 10000)
   t.same(fast.messages.map((m) => m.n), Array.from({ length: 400 }, (_, i) => i), 'the healthy client got every message, in order')
   await until(() => slowClose !== 0, 5000)
   t.equal(slowClose, 1013, 'onClose receives 1013')

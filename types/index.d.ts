@@ -365,53 +365,57 @@ declare namespace nexusRealtime {
     readonly binary: boolean
   }
 
-  /** A local connection as an adapter sees it. */
-  export interface AdapterMember {
-    readonly id: string
-    readonly socket: WebSocket
-    /** Writes an encoded message to this socket; `false` when it is not OPEN. */
-    deliver(message: EncodedMessage): boolean
-  }
-
-  export interface BroadcastTarget {
-    /** the rooms to reach; `null` for every connection */
+  /** Where a broadcast goes: the rooms to reach, or `null` for every connection. */
+  export interface PublishTarget {
     readonly rooms: readonly string[] | null
-    /** members that must not receive it */
-    readonly except: ReadonlySet<AdapterMember> | null
     /**
-     * connection ids (`except` given as `ctx.id` strings) that must not receive it:
-     * an adapter skips local members whose `id` is in it, and tells its other instances
+     * Connection ids (`except` given as `ctx.id` strings) that must not receive
+     * it, or `null`: sockets given to `except` as objects live on this instance
+     * only and are skipped before the adapter is called.
      */
-    readonly exceptIds?: ReadonlySet<string> | null
+    readonly exceptIds: ReadonlySet<string> | null
   }
 
-  /** What the plugin gives an adapter at `init`. */
+  /** What the plugin gives an adapter at `init`: this instance's side of every room. */
   export interface AdapterHost {
     readonly log: FastifyBaseLogger
-    /** every local connection */
-    members(): Iterable<AdapterMember>
+    /**
+     * Delivers a message another instance published to this instance's members
+     * of the target (each socket once); returns how many sockets were written to.
+     */
+    deliver(message: EncodedMessage, target: PublishTarget): number
+    /** The rooms of this instance: rooms with a local member, and rooms made by `createRoom`. */
+    rooms(): string[]
+    /** The local members of a room. */
+    roomSize(room: string): number
+    /** The local connections of `app.ws` routes. */
+    connections(): number
   }
 
   /**
-   * Where rooms live and where a broadcast goes. The manager calls every
-   * method here and nothing else; `MemoryAdapter` is the default.
+   * A transport between instances. The plugin keeps room membership and
+   * delivers every broadcast to this instance's sockets itself; an adapter is
+   * told when a room gains its first local member and loses its last, sends
+   * what this instance broadcasts to the others, and hands what they publish
+   * to `host.deliver`. The plugin calls every method here and nothing else;
+   * `MemoryAdapter` (one process, nothing to send) is the default.
    */
   export interface Adapter {
+    /** Called once at register, before any other method. */
     init(host: AdapterHost): void | Promise<void>
-    createRoom(room: string): void
-    deleteRoom(room: string): boolean
-    hasRoom(room: string): boolean
-    join(room: string, member: AdapterMember): void
-    leave(room: string, member: AdapterMember): void
-    leaveAll(member: AdapterMember): void
-    roomSize(room: string): number
-    membersOf(room: string): Iterable<AdapterMember>
-    roomsOf(member: AdapterMember): Iterable<string>
-    rooms(): string[]
-    /** Delivers to the local members of the target; returns how many were written to. */
-    broadcast(message: EncodedMessage, target: BroadcastTarget): number
+    /** A room gained its first local member: what other instances publish to it is wanted from now on. */
+    roomActive(room: string): void
+    /** A room lost its last local member (it left, closed, or the room was deleted). */
+    roomIdle(room: string): void
+    /**
+     * Sends a broadcast of this instance to the other instances; this
+     * instance's sockets have been written to already. It must not throw:
+     * a failure is the adapter's to count and log.
+     */
+    publish(message: EncodedMessage, target: PublishTarget): void
+    /** Called once at `app.close()`, after every socket closed. */
     close(): void | Promise<void>
-    /** Optional: the rooms of every instance. Without it, `manager.fetchRooms()` answers with `rooms()`. */
+    /** Optional: the rooms of every instance. Without it, `manager.fetchRooms()` answers with this instance's. */
     fetchRooms?(options: AdapterFetchOptions): Promise<string[]>
     /** Optional: a room's members on every instance. Without it, `manager.fetchRoomSize()` answers with `roomSize()`. */
     fetchRoomSize?(room: string, options: AdapterFetchOptions): Promise<number>
@@ -427,21 +431,13 @@ declare namespace nexusRealtime {
     readonly timeout: number
   }
 
-  /** The embedded, single-process adapter. */
+  /** The embedded, single-process adapter: rooms reach this process's sockets, nothing is sent elsewhere. */
   export class MemoryAdapter implements Adapter {
     constructor ()
     init (host: AdapterHost): void
-    createRoom (room: string): void
-    deleteRoom (room: string): boolean
-    hasRoom (room: string): boolean
-    join (room: string, member: AdapterMember): void
-    leave (room: string, member: AdapterMember): void
-    leaveAll (member: AdapterMember): void
-    roomSize (room: string): number
-    membersOf (room: string): Iterable<AdapterMember>
-    roomsOf (member: AdapterMember): Iterable<string>
-    rooms (): string[]
-    broadcast (message: EncodedMessage, target: BroadcastTarget): number
+    roomActive (room: string): void
+    roomIdle (room: string): void
+    publish (message: EncodedMessage, target: PublishTarget): void
     close (): void
   }
 
@@ -507,16 +503,19 @@ declare namespace nexusRealtime {
   }
 
   /**
-   * Rooms and broadcasts shared by several instances over Redis pub/sub.
-   * Local membership and delivery are `MemoryAdapter`'s; each broadcast is
-   * also published once for the other instances.
+   * Rooms and broadcasts shared by several instances over Redis pub/sub: each
+   * broadcast is published once for the other instances, and a room's channel
+   * is subscribed while the room has a local member.
    */
-  export class RedisAdapter extends MemoryAdapter {
+  export class RedisAdapter implements Adapter {
     constructor (connection: RedisConnection, options?: RedisAdapterOptions)
     /** this instance's id in the cluster (32 hex digits) */
     readonly uid: string
     /** connects and subscribes; does not fail when Redis is unreachable */
     init (host: AdapterHost): Promise<void>
+    roomActive (room: string): void
+    roomIdle (room: string): void
+    publish (message: EncodedMessage, target: PublishTarget): void
     fetchRooms (options: AdapterFetchOptions): Promise<string[]>
     fetchRoomSize (room: string, options: AdapterFetchOptions): Promise<number>
     fetchConnections (options: AdapterFetchOptions): Promise<number>

@@ -26,9 +26,8 @@ import nexusRealtime, {
   type RedisClient,
   type RedisConnection,
   type AdapterHost,
-  type AdapterMember,
   type BroadcastOptions,
-  type BroadcastTarget,
+  type PublishTarget,
   type EncodedMessage,
   type HandlerResult,
   type MessageParser,
@@ -453,48 +452,37 @@ expectError(ErrorFrameCode.INVALID_JSON = 'OTHER')
 // The Adapter interface names every method the plugin calls, and nothing else
 // (the last four are optional).
 expectType<
-  | 'init' | 'createRoom' | 'deleteRoom' | 'hasRoom' | 'join' | 'leave' | 'leaveAll'
-  | 'roomSize' | 'membersOf' | 'roomsOf' | 'rooms' | 'broadcast' | 'close'
+  | 'init' | 'roomActive' | 'roomIdle' | 'publish' | 'close'
   | 'fetchRooms' | 'fetchRoomSize' | 'fetchConnections' | 'stats'
 >(null as unknown as keyof Adapter)
 
-// A user's own adapter, written against the interface alone.
+// A user's own adapter, written against the interface alone: a transport.
 class LoggingAdapter implements Adapter {
-  private readonly inner = new MemoryAdapter()
   private host: AdapterHost | undefined
+  readonly active = new Set<string>()
 
   async init (host: AdapterHost): Promise<void> {
     expectType<FastifyBaseLogger>(host.log)
-    expectAssignable<Iterable<AdapterMember>>(host.members())
+    expectType<string[]>(host.rooms())
+    expectType<number>(host.roomSize('room'))
+    expectType<number>(host.connections())
     this.host = host
-    this.inner.init(host)
   }
 
-  createRoom (room: string): void { this.inner.createRoom(room) }
-  deleteRoom (room: string): boolean { return this.inner.deleteRoom(room) }
-  hasRoom (room: string): boolean { return this.inner.hasRoom(room) }
-  join (room: string, member: AdapterMember): void {
-    expectType<string>(member.id)
-    expectType<WsSocket>(member.socket)
-    this.inner.join(room, member)
-  }
+  roomActive (room: string): void { this.active.add(room) }
+  roomIdle (room: string): void { this.active.delete(room) }
 
-  leave (room: string, member: AdapterMember): void { this.inner.leave(room, member) }
-  leaveAll (member: AdapterMember): void { this.inner.leaveAll(member) }
-  roomSize (room: string): number { return this.inner.roomSize(room) }
-  membersOf (room: string): Iterable<AdapterMember> { return this.inner.membersOf(room) }
-  roomsOf (member: AdapterMember): Iterable<string> { return this.inner.roomsOf(member) }
-  rooms (): string[] { return this.inner.rooms() }
-  broadcast (message: EncodedMessage, target: BroadcastTarget): number {
+  publish (message: EncodedMessage, target: PublishTarget): void {
     expectType<Buffer>(message.data)
     expectType<boolean>(message.binary)
     expectType<readonly string[] | null>(target.rooms)
-    expectType<ReadonlySet<AdapterMember> | null>(target.except)
-    this.host?.log.debug({ rooms: target.rooms }, 'broadcast')
-    return this.inner.broadcast(message, target)
+    expectType<ReadonlySet<string> | null>(target.exceptIds)
+    this.host?.log.debug({ rooms: target.rooms }, 'publish')
+    // What another instance publishes is handed to the host, which delivers it locally.
+    expectType<number>(this.host?.deliver(message, target) ?? 0)
   }
 
-  async close (): Promise<void> { this.inner.close() }
+  async close (): Promise<void> { this.active.clear() }
 }
 
 expectAssignable<Adapter>(new LoggingAdapter())
@@ -505,43 +493,32 @@ async function registerCustomAdapter (): Promise<void> {
 }
 void registerCustomAdapter
 
-declare const member: AdapterMember
-expectType<boolean>(member.deliver({ data: Buffer.from('x'), binary: false }))
-
 // An object missing one method is not an adapter.
 const { close: _close, ...withoutClose } = new LoggingAdapter()
 void _close
 expectNotAssignable<Adapter>(withoutClose)
 expectNotAssignable<Adapter>({
   init () {},
-  createRoom () {},
-  deleteRoom () { return true },
-  hasRoom () { return true },
-  join () {},
-  leave () {},
-  leaveAll () {},
-  roomSize () { return 0 },
-  membersOf () { return [] },
-  roomsOf () { return [] },
-  rooms () { return [] },
-  broadcast () { return 0 }
-  // no close()
+  roomActive () {},
+  roomIdle () {},
+  close () {}
+  // no publish()
 })
 
-// MemoryAdapter can be extended, as an adapter reaching other instances does.
+// MemoryAdapter can be extended, as a transport that only needs some of the methods does.
 class CountingAdapter extends MemoryAdapter {
-  broadcasts = 0
-  override broadcast (message: EncodedMessage, target: BroadcastTarget): number {
-    this.broadcasts++
-    return super.broadcast(message, target)
+  publishes = 0
+  override publish (message: EncodedMessage, target: PublishTarget): void {
+    this.publishes++
+    super.publish(message, target)
   }
 }
 expectAssignable<NexusRealtimeOptions>({ adapter: new CountingAdapter() })
 const memory = new MemoryAdapter()
-expectType<string[]>(memory.rooms())
-expectType<number>(memory.roomSize('room'))
-expectType<boolean>(memory.hasRoom('room'))
+expectType<void>(memory.roomActive('room'))
+expectType<void>(memory.publish({ data: Buffer.from('x'), binary: false }, { rooms: null, exceptIds: null }))
 expectType<void>(memory.close())
+expectAssignable<Adapter>(new RedisAdapter({ url: 'redis://127.0.0.1:6379' }))
 
 // ------------------------------------------------------------ the route config type
 
@@ -1235,9 +1212,11 @@ expectType<unknown>(null as unknown as HandlerResult)
 {
   // A user's adapter may answer the queries and add counters: all optional.
   class Clustered extends MemoryAdapter {
+    private local: AdapterHost | undefined
+    override init (host: AdapterHost): void { this.local = host }
     async fetchRooms (options: AdapterFetchOptions): Promise<string[]> {
       expectType<number>(options.timeout)
-      return this.rooms()
+      return this.local?.rooms() ?? []
     }
 
     stats (): { nodes: number } { return { nodes: 1 } }

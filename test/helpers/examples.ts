@@ -2,11 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { childEnv, root, stopChild } from './processes'
 import type { TestContext } from './server'
+import { until } from './wait'
 
 // The examples import the package by its name, which resolves to dist/:
 // `npm test` builds it before tap runs.
-export const root = join(__dirname, '..', '..')
 
 export interface ExampleProcess {
   child: ChildProcess
@@ -33,19 +34,9 @@ export function runExample (t: TestContext, file: string, env: NodeJS.ProcessEnv
   if (!existsSync(join(root, 'dist', 'index.js'))) {
     throw new Error('dist/ is missing: the examples import the built package, run `npm run build` first')
   }
-  const childEnv: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    // tap records coverage in child processes too; an example runs dist/, and
-    // its runs must not count towards (or against) the coverage of lib/.
-    _TAPJS_PROCESSINFO_COVERAGE_: '0',
-    ...env
-  }
-  delete childEnv.NODE_V8_COVERAGE
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, file)], {
     cwd: root,
-    env: childEnv,
+    env: childEnv({ PORT: '0', HOST: '127.0.0.1', ...env }),
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let stdout = ''
@@ -54,13 +45,7 @@ export function runExample (t: TestContext, file: string, env: NodeJS.ProcessEnv
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
   const exited = once(child, 'exit').then(([code]) => code as number | null)
 
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-    await exited
-    clearTimeout(timer)
-  })
+  t.teardown(() => stopChild(child, exited, 5000))
 
   return { child, output: () => stdout, errors: () => stderr, exited }
 }
@@ -101,12 +86,10 @@ export async function startExample (t: TestContext, file: string, env: NodeJS.Pr
 
 /** Resolves once the process printed `text` on stdout. */
 export async function printed (example: ExampleProcess, text: string, timeout = 5000): Promise<void> {
-  const start = Date.now()
-  while (!example.output().includes(text)) {
-    if (Date.now() - start > timeout) {
-      throw new Error(`the example did not print ${JSON.stringify(text)}; it printed:\n${example.output()}\nstderr:\n${example.errors()}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10))
+  try {
+    await until(() => example.output().includes(text), timeout)
+  } catch {
+    throw new Error(`the example did not print ${JSON.stringify(text)}; it printed:\n${example.output()}\nstderr:\n${example.errors()}`)
   }
 }
 

@@ -11,15 +11,11 @@ import type { WebSocket } from 'ws'
 import nexusRealtime from '../../lib/index'
 import type { Adapter } from '../../types/index'
 import { logCapture } from './logs'
-import { type Client, connect } from './server'
+import { childEnv, root, stopChild } from './processes'
+import { type Client, connect, type TestContext } from './server'
+import { until } from './wait'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-
-const root = join(__dirname, '..', '..')
-
-interface TestContext {
-  teardown (fn: () => unknown): void
-}
 
 /** Whether a Redis answers PING at `url` within a second (no retries, nothing left open). */
 export async function redisAnswers (url = REDIS_URL): Promise<boolean> {
@@ -125,17 +121,6 @@ export async function node (t: TestContext, adapter: Adapter, level = 'info'): P
   }
 }
 
-export const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Resolves once `predicate` (sync or async) holds, polling. */
-export async function eventually (predicate: () => boolean | Promise<boolean>, timeout = 5000, what = 'condition'): Promise<void> {
-  const start = Date.now()
-  while (!(await predicate())) {
-    if (Date.now() - start > timeout) throw new Error(`${what} not met within ${timeout} ms`)
-    await delay(10)
-  }
-}
-
 /** A TCP port that was free a moment ago, on 127.0.0.1. */
 export async function freePort (): Promise<number> {
   const server = createServer()
@@ -145,20 +130,6 @@ export async function freePort (): Promise<number> {
   server.close()
   await once(server, 'close')
   return port
-}
-
-/**
- * The environment of child processes that run lib/ through tsx: tap's
- * instrumentation is left out, so that their runs do not garble (or count
- * towards) the coverage of lib/ measured in the test process.
- */
-export function childEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [key, value] of Object.entries(process.env)) {
-    if (key === 'NODE_OPTIONS' || key === 'NODE_V8_COVERAGE' || key.startsWith('_TAPJS') || key.startsWith('TAP')) continue
-    env[key] = value
-  }
-  return { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0', ...extra }
 }
 
 /** A redis-server of the test's own, on a free port, without persistence; killed when the test ends. */
@@ -183,7 +154,7 @@ export class RedisServer {
     const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
     this.child = child
     child.on('error', () => {})
-    await eventually(() => redisAnswers(this.url), 5000, `redis-server on port ${this.port} answering`)
+    await until(() => redisAnswers(this.url), 5000, `redis-server on port ${this.port} answering`)
   }
 
   /** SIGKILL: Redis vanishes without a goodbye, as in a crash. */
@@ -245,17 +216,10 @@ export async function startInstance (t: TestContext, name: string, env: Record<s
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
   const exited = once(child, 'exit')
 
-  const stop = async (): Promise<number | null> => {
-    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10000)
-    const [code] = await exited
-    clearTimeout(timer)
-    return code
-  }
+  const stop = (): Promise<number | null> => stopChild(child, exited, 10000)
   t.teardown(stop)
 
-  await eventually(() => lines.some((line) => line.listening !== undefined) || child.exitCode !== null, 20000, `instance ${name} listening`)
+  await until(() => lines.some((line) => line.listening !== undefined) || child.exitCode !== null, 20000, `instance ${name} listening`)
   const port = lines.find((line) => line.listening !== undefined)?.listening
   if (port === undefined) throw new Error(`instance ${name} exited: ${stderr}`)
   const url = `http://127.0.0.1:${port}`

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import type WebSocket from 'ws'
 import type { WebSocketManager, WebSocketRouteConfig } from '../../types/index'
-import { build, connect, listen, until, type Client, type TestContext } from './server'
+import { build, connect, listen, type Client, type TestContext } from './server'
+import { until } from './wait'
 
 // `open(name)` connects a real `ws` client with `?name=` and gives back both
 // ends: the client and the server-side socket of that name.

@@ -101,17 +101,6 @@ export async function rejected (url: string): Promise<Error> {
   return error
 }
 
-export const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Resolves when `predicate` holds, polling every few milliseconds. */
-export async function until (predicate: () => boolean, timeout = 5000): Promise<void> {
-  const start = Date.now()
-  while (!predicate()) {
-    if (Date.now() - start > timeout) throw new Error('condition not met in time')
-    await delay(5)
-  }
-}
-
 /**
  * Sends a WebSocket handshake over a plain TCP socket and returns the raw
  * HTTP answer, to check status lines and bodies a ws client does not expose.

@@ -1,0 +1,307 @@
+import { randomBytes } from 'node:crypto'
+import type { Adapter, AdapterFetchOptions, AdapterHost, EncodedMessage, PublishTarget } from '../../../types/index'
+import type { RedisAdapterOptions, RedisAdapterStats, RedisClient, RedisConnection } from '../../../types/index'
+import { encodedFrom } from '../../codec'
+import { Listeners, Outage, connectionsOf, quit, settled } from './client'
+import { PendingQueries } from './queries'
+import { type Question, type ReceivedMessage, UID_BYTES, decode, encode, publishedBy } from './wire'
+
+export { requireIoredis } from './client'
+
+/** Undecodable payloads are logged at most once per this many ms (each one is counted). */
+const INVALID_LOG_INTERVAL = 10_000
+
+function noop (): void {}
+
+const isCount = (value: unknown): value is number => typeof value === 'number'
+const isRoomList = (value: unknown): value is string[] => Array.isArray(value)
+
+/**
+ * The transport between instances over Redis pub/sub. The host (the plugin)
+ * keeps the rooms and delivers to its own sockets; this adapter publishes
+ * each broadcast once for the other instances and hands theirs to the host.
+ * Its own messages come back to it and are dropped. A room's channel is
+ * subscribed while the room has a local member, so an instance receives only
+ * rooms it hosts; `broadcastAll` and multi-room broadcasts go through one
+ * channel every instance subscribes to.
+ */
+export class RedisAdapter implements Adapter {
+  /** This instance's id in the cluster (hex). */
+  readonly uid: string
+  private readonly uidBytes: Buffer
+  private readonly pub: RedisClient
+  private readonly sub: RedisClient
+  /** the connections this adapter made, and quits on close */
+  private readonly owned: RedisClient[]
+  private readonly prefix: string
+  private readonly allChannel: string
+  private readonly queryChannel: string
+  private readonly answerChannel: string
+  /** followed by the uid of the instance that asked */
+  private readonly answerChannelPrefix: string
+  private readonly roomChannelPrefix: string
+  /** rooms with a local member: their channels are (to be) subscribed */
+  private readonly roomChannels = new Set<string>()
+  /** channels whose unsubscribe could not be sent: undone when the subscriber is ready again */
+  private readonly staleChannels = new Set<string>()
+  private readonly queries = new PendingQueries()
+  private readonly listeners = new Listeners()
+  private readonly counters = {
+    redisPublished: 0,
+    redisPublishErrors: 0,
+    redisReceived: 0,
+    redisDelivered: 0,
+    redisInvalidMessages: 0
+  }
+
+  /** what the adapter answers for and delivers to; also its logger */
+  private host: AdapterHost | undefined
+  /** init() has set up the subscriptions once; later 'ready' events restore them */
+  private started = false
+  private closed = false
+  /** failed publishes since the last one that went through (logged once per run) */
+  private failedRun = 0
+  private lastInvalidLog = -Infinity
+  private invalidSinceLog = 0
+
+  constructor (connection: RedisConnection, options: RedisAdapterOptions = {}) {
+    const { pub, sub, owned, prefix } = connectionsOf(connection, options)
+    this.pub = pub
+    this.sub = sub
+    this.owned = owned
+    this.uidBytes = randomBytes(UID_BYTES)
+    this.uid = this.uidBytes.toString('hex')
+    this.prefix = prefix
+    this.allChannel = `${prefix}:all`
+    this.queryChannel = `${prefix}:query`
+    this.answerChannelPrefix = `${prefix}:answer:`
+    this.answerChannel = this.answerChannelPrefix + this.uid
+    this.roomChannelPrefix = `${prefix}:room:`
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /**
+   * Connects (when the adapter made its connections) and subscribes. It does
+   * not fail when Redis is away: the instance then starts with local delivery
+   * only, and subscribes as soon as Redis answers.
+   */
+  async init (host: AdapterHost): Promise<void> {
+    this.host = host
+    const outage = new Outage(host.log, [this.pub, this.sub])
+    this.listeners.on(this.pub, 'error', (err: Error) => outage.failed('publisher', err))
+    this.listeners.on(this.sub, 'error', (err: Error) => outage.failed('subscriber', err))
+    this.listeners.on(this.pub, 'ready', () => outage.ready())
+    this.listeners.on(this.sub, 'ready', () => {
+      outage.ready()
+      if (this.started) void this.restoreSubscriptions()
+    })
+    this.listeners.on(this.sub, 'messageBuffer', (channel: Buffer, payload: Buffer) => this.receive(host, channel.toString(), payload))
+
+    await settled([this.pub, this.sub])
+    this.started = true
+    if (this.sub.status === 'ready') {
+      await this.restoreSubscriptions()
+    } else {
+      host.log.warn({ prefix: this.prefix }, 'Redis is not reachable at startup: broadcasts reach this instance only until it is')
+    }
+  }
+
+  /** Quits the connections it made; leaves the ones it was given as they were, minus its subscriptions and listeners. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.queries.close()
+    this.listeners.removeAll()
+    if (!this.owned.includes(this.sub) && this.sub.status === 'ready') {
+      await this.sub.unsubscribe(this.allChannel, this.queryChannel, this.answerChannel, ...this.roomChannels).catch(noop)
+    }
+    await quit(this.owned)
+    // Rooms emptied after close (the host's bookkeeping) find no channel to release.
+    this.roomChannels.clear()
+  }
+
+  /** Subscribes every channel this instance needs (after a connect or a reconnect). */
+  private async restoreSubscriptions (): Promise<void> {
+    // A channel active again meanwhile is no longer stale (roomActive() took it out).
+    const stale = [...this.staleChannels]
+    try {
+      await this.sub.subscribe(this.allChannel, this.queryChannel, this.answerChannel, ...this.roomChannels)
+      if (stale.length > 0) {
+        await this.sub.unsubscribe(...stale)
+        for (const channel of stale) this.staleChannels.delete(channel)
+      }
+    } catch (err) {
+      // The connection dropped again: its next 'ready' runs this again.
+      this.host?.log.debug({ err }, 'Redis subscriptions not restored yet')
+    }
+  }
+
+  // ---------------------------------------------------------------- rooms
+
+  roomActive (room: string): void {
+    const channel = this.roomChannelPrefix + room
+    if (this.roomChannels.has(channel)) return
+    this.roomChannels.add(channel)
+    this.staleChannels.delete(channel)
+    if (this.started && !this.closed && this.sub.status === 'ready') {
+      // A failure means the connection dropped: its next 'ready' subscribes again.
+      this.sub.subscribe(channel).catch(noop)
+    }
+  }
+
+  roomIdle (room: string): void {
+    const channel = this.roomChannelPrefix + room
+    if (!this.roomChannels.delete(channel)) return
+    // An unsubscribe that cannot go out now is left to the next restore (on 'ready').
+    if (this.sub.status !== 'ready') {
+      this.staleChannels.add(channel)
+      return
+    }
+    this.sub.unsubscribe(channel).catch(() => this.staleChannels.add(channel))
+  }
+
+  // ---------------------------------------------------------------- publish
+
+  /** Publishes once for the other instances (the host delivered locally already). Never throws because of Redis. */
+  publish (message: EncodedMessage, target: PublishTarget): void {
+    if (this.closed) return
+    let channel = this.allChannel
+    let rooms: readonly string[] | null = null
+    if (target.rooms !== null) {
+      rooms = target.rooms.length > 1 ? [...new Set(target.rooms)] : target.rooms
+      if (rooms.length === 0) return
+      // One room: its own channel, which only instances hosting it subscribe.
+      if (rooms.length === 1) channel = this.roomChannelPrefix + rooms[0]
+    }
+    const frame = encode(this.uidBytes, { kind: 'broadcast', binary: message.binary, rooms, exceptIds: target.exceptIds, data: message.data })
+    if (this.pub.status !== 'ready') {
+      this.publishFailed(new Error(`Redis connection is ${this.pub.status}`))
+      return
+    }
+    this.pub.publish(channel, frame).then(this.published, this.publishFailed)
+  }
+
+  private readonly published = (): void => {
+    this.counters.redisPublished++
+    if (this.failedRun === 0) return
+    this.host?.log.info({ failed: this.failedRun }, 'Redis publish works again')
+    this.failedRun = 0
+  }
+
+  private readonly publishFailed = (err: Error): void => {
+    this.counters.redisPublishErrors++
+    // Logged once per run of failures; the count is in stats() and in the line that ends the run.
+    if (this.failedRun++ === 0) {
+      this.host?.log.error({ err }, 'Redis publish failed: this broadcast reached this instance only')
+    }
+  }
+
+  // ---------------------------------------------------------------- receive
+
+  private receive (host: AdapterHost, channel: string, payload: Buffer): void {
+    // A subscriber that was given to the adapter may carry the app's own channels too.
+    if (channel !== this.allChannel && channel !== this.queryChannel && channel !== this.answerChannel && !channel.startsWith(this.roomChannelPrefix)) return
+    // Its own messages come back to the instance: it has delivered them locally already.
+    if (publishedBy(payload, this.uidBytes)) return
+    const decoded = decode(payload)
+    if (!decoded.ok) {
+      this.invalid(channel, decoded.reason)
+      return
+    }
+    // Delivery writes to sockets from inside ioredis's reply parser: nothing may throw back into it.
+    try {
+      this.dispatch(host, channel, decoded.message)
+    } catch (err) {
+      host.log.error({ err, channel }, 'Failed to handle a message from Redis')
+    }
+  }
+
+  private dispatch (host: AdapterHost, channel: string, message: ReceivedMessage): void {
+    switch (message.kind) {
+      case 'broadcast':
+        this.counters.redisReceived++
+        // The body is the message as the publisher encoded it: handed on as it is.
+        this.counters.redisDelivered += host.deliver(encodedFrom(message.data, message.binary), { rooms: message.rooms, exceptIds: message.exceptIds })
+        break
+      case 'query': {
+        // Answered with this instance's own view; the asking instance times out on its own if the answer is lost.
+        const value = message.query === 'rooms' ? host.rooms() : message.query === 'size' ? host.roomSize(message.room) : host.connections()
+        const answer = encode(this.uidBytes, { kind: 'answer', id: message.id, value })
+        this.pub.publish(this.answerChannelPrefix + message.origin, answer).catch(noop)
+        break
+      }
+      case 'answer':
+        if (this.queries.answer(message.id, message.origin, message.value) === 'unexpected') this.invalid(channel, 'bad answer')
+        break
+    }
+  }
+
+  private invalid (channel: string, reason: string): void {
+    this.counters.redisInvalidMessages++
+    this.invalidSinceLog++
+    const now = Date.now()
+    if (now - this.lastInvalidLog < INVALID_LOG_INTERVAL) return
+    this.lastInvalidLog = now
+    this.host?.log.warn({ channel, reason, dropped: this.invalidSinceLog }, 'Dropped a message from Redis that does not decode')
+    this.invalidSinceLog = 0
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /** The room names of every instance (each once). Instances that do not answer in time are left out. */
+  async fetchRooms (options: AdapterFetchOptions): Promise<string[]> {
+    const names = new Set(this.host?.rooms())
+    for (const answer of await this.ask({ query: 'rooms' }, options.timeout, isRoomList)) {
+      for (const name of answer) names.add(name)
+    }
+    return [...names]
+  }
+
+  /** The number of members of a room on every instance. */
+  async fetchRoomSize (room: string, options: AdapterFetchOptions): Promise<number> {
+    let size = this.host?.roomSize(room) ?? 0
+    for (const answer of await this.ask({ query: 'size', room }, options.timeout, isCount)) size += answer
+    return size
+  }
+
+  /** The number of connections on every instance. */
+  async fetchConnections (options: AdapterFetchOptions): Promise<number> {
+    let count = this.host?.connections() ?? 0
+    for (const answer of await this.ask({ query: 'connections' }, options.timeout, isCount)) count += answer
+    return count
+  }
+
+  stats (): RedisAdapterStats {
+    return {
+      redisConnected: this.pub.status === 'ready' && this.sub.status === 'ready' ? 1 : 0,
+      redisRoomChannels: this.roomChannels.size,
+      ...this.counters,
+      redisQueryTimeouts: this.queries.timeouts
+    }
+  }
+
+  /**
+   * Asks every other instance; resolves with the answers that arrived within
+   * `timeout` ms. PUBLISH says how many instances received the question, so it
+   * resolves as soon as all of them answered. With a timeout of 0 nobody is asked.
+   * Answers were checked at decode; `accepts` only tells a count from a list.
+   */
+  private async ask<T> (question: Question, timeout: number, accepts: (value: unknown) => value is T): Promise<T[]> {
+    if (timeout === 0 || this.closed || this.pub.status !== 'ready' || this.sub.status !== 'ready') return []
+    return await this.queries.ask(timeout, accepts, async (id) => {
+      const receivers = await this.pub.publish(this.queryChannel, encode(this.uidBytes, { kind: 'query', id, ...question }))
+      // Every instance's subscriber received it, this one's included.
+      return receivers - 1
+    })
+  }
+}
+
+/**
+ * The Redis adapter: `adapter: redisAdapter({ url })`, or with your own ioredis
+ * connections `redisAdapter({ client, subscriber })`. Instances that share
+ * rooms use the same Redis and the same `prefix`.
+ */
+export function redisAdapter (connection: RedisConnection, options?: RedisAdapterOptions): RedisAdapter {
+  return new RedisAdapter(connection, options)
+}

@@ -1,0 +1,28 @@
+/**
+ * The manager's counters, in one plain object shared by the routes'
+ * connections (which count what happens to them) and the manager (which
+ * counts broadcasts and reports them all in `stats()`).
+ */
+export interface Counters {
+  messagesReceived: number
+  messagesSent: number
+  broadcasts: number
+  invalidMessages: number
+  errors: number
+  slowConsumers: number
+  heartbeatTimeouts: number
+  rateLimited: number
+}
+
+export function createCounters (): Counters {
+  return {
+    messagesReceived: 0,
+    messagesSent: 0,
+    broadcasts: 0,
+    invalidMessages: 0,
+    errors: 0,
+    slowConsumers: 0,
+    heartbeatTimeouts: 0,
+    rateLimited: 0
+  }
+}

@@ -1,0 +1,207 @@
+import type { WebSocket } from 'ws'
+import type { WebSocketRouteConfig } from '../types/index'
+import { InvalidMessage, VALIDATOR_FAILED, type MessageValidator } from './codec'
+import { CloseCode, INBOUND_HIGH_WATER_MARK } from './constants'
+import type { Context } from './context'
+import type { Counters } from './counters'
+import type { ConnectionLimits } from './options'
+import { Outbound } from './outbound'
+import { isThenable } from './promise'
+import { TokenBucket, Verdict, type VerdictValue } from './rate-limit'
+
+/** What a connection needs to know about its route, computed once per route. */
+export interface RouteState {
+  /** the route's URL pattern, for error messages */
+  readonly url: string
+  readonly config: WebSocketRouteConfig
+  readonly parse: (data: Buffer, isBinary: boolean) => unknown
+  readonly rooms: boolean
+  readonly limits: ConnectionLimits
+  /** the RATE_LIMITED error frame of this route, built once */
+  readonly rateLimitedFrame: Buffer | null
+  /** the compiled `schema.message`; compiled before the first upgrade */
+  validate: MessageValidator | null
+}
+
+/** An inbound frame waiting for its turn. */
+interface Queued {
+  readonly data: Buffer
+  readonly isBinary: boolean
+}
+
+/**
+ * The read side of one connection: inbound frames are rate-limited, parsed,
+ * validated and handed to `onMessage` in arrival order, one at a time. A
+ * frame that arrives while nothing runs is handled at once, with no promise
+ * when the handler is synchronous; the others wait in a queue, and a queue
+ * that grows past its mark pauses the socket. `Connection` extends it and
+ * owns the lifecycle around it.
+ */
+export abstract class Inbound extends Outbound {
+  readonly ctx: Context
+  protected readonly counters: Counters
+  protected readonly route: RouteState
+  /** inbound frames waiting for their turn (made on first use) */
+  private queue: Queued[] | null = null
+  /** the connect phase ended with the socket open: messages may run */
+  protected accepting = false
+  /** the connect phase failed or the socket closed during it: inbound frames are ignored */
+  private dropping = false
+  /** settles when the messages being handled are; null when none is */
+  protected draining: Promise<void> | null = null
+  /** the peer answered (or sent something) since the last heartbeat ping */
+  protected alive = true
+  private readonly limiter: TokenBucket | null
+
+  constructor (counters: Counters, route: RouteState, socket: WebSocket, ctx: Context) {
+    super(socket)
+    this.counters = counters
+    this.route = route
+    this.ctx = ctx
+    const rateLimit = route.limits.rateLimit
+    this.limiter = rateLimit === null ? null : new TokenBucket(rateLimit, Date.now())
+  }
+
+  protected get maxBufferedBytes (): number {
+    return this.route.limits.maxBufferedBytes
+  }
+
+  /** Hands an error to onError, else to the logger; never rejects. */
+  abstract report (error: unknown): Promise<void>
+
+  abstract close (code: number, reason: string): void
+
+  /** Runs the messages that queued during the connect phase. */
+  protected accept (): void {
+    this.accepting = true
+    if (this.queue !== null && this.queue.length > 0) this.draining = this.drain(undefined)
+  }
+
+  receive (data: Buffer, isBinary: boolean): void {
+    this.counters.messagesReceived++
+    this.alive = true
+    if (this.dropping) return
+    if (this.limiter !== null) {
+      const verdict = this.limiter.take(Date.now())
+      if (verdict !== Verdict.ALLOW) {
+        this.limited(verdict)
+        return
+      }
+    }
+    if (this.accepting && this.draining === null) {
+      // Nothing queued, nothing running: handled now. A synchronous handler
+      // costs no promise; one that returns a promise holds the queue until it
+      // settles. (ws emits the next frame only after this returns, so nothing
+      // arrives while a synchronous handler runs.)
+      const pending = this.handle(data, isBinary)
+      if (pending !== undefined) this.draining = this.drain(pending)
+      return
+    }
+    const queue = this.queue ??= []
+    queue.push({ data, isBinary })
+    // Backpressure: stop reading from the client until the queue is worked off.
+    if (queue.length >= INBOUND_HIGH_WATER_MARK && !this.socket.isPaused) this.socket.pause()
+  }
+
+  /** A message over the rate limit is dropped at arrival, before it takes room in the queue. */
+  private limited (verdict: VerdictValue): void {
+    this.counters.rateLimited++
+    if (verdict === Verdict.CLOSE) {
+      this.drop()
+      this.close(CloseCode.POLICY_VIOLATION, 'Rate limit exceeded')
+      return
+    }
+    this.writeText(this.route.rateLimitedFrame as Buffer)
+  }
+
+  /** Runs queued messages one at a time, in arrival order, after `first` (a message being handled) settled. */
+  private async drain (first: Promise<void> | undefined): Promise<void> {
+    if (first !== undefined) await first
+    const queue = this.queue
+    if (queue !== null) {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        const pending = this.handle(next.data, next.isBinary)
+        if (pending !== undefined) await pending
+      }
+    }
+    this.draining = null
+    if (this.socket.isPaused) this.socket.resume()
+  }
+
+  /** Parses, validates and hands one message to onMessage; a promise only when something was asynchronous. */
+  private handle (data: Buffer, isBinary: boolean): Promise<void> | undefined {
+    let message: unknown
+    try {
+      message = this.route.parse(data, isBinary)
+    } catch (err) {
+      this.invalid(err as InvalidMessage)
+      return undefined
+    }
+    const validate = this.route.validate
+    if (validate === null) return this.dispatch(message)
+    let result: unknown
+    try {
+      result = validate(message)
+    } catch (err) {
+      return this.validatorFailed(err)
+    }
+    if (isThenable(result)) return this.validateAsync(result)
+    if (result instanceof InvalidMessage) {
+      this.invalid(result)
+      return undefined
+    }
+    return this.dispatch(result)
+  }
+
+  /** An async schema: its promise never rejects (createMessageValidator turns a rejection into the errors to send). */
+  private async validateAsync (pending: PromiseLike<unknown>): Promise<void> {
+    const result = await pending
+    if (result instanceof InvalidMessage) {
+      this.invalid(result)
+      return
+    }
+    await this.dispatch(result)
+  }
+
+  /**
+   * A validator that throws (a recursive schema on deeply nested input
+   * overflows the stack) rejects the message, and the app hears of it.
+   */
+  private async validatorFailed (err: unknown): Promise<void> {
+    await this.report(err)
+    this.invalid(VALIDATOR_FAILED)
+  }
+
+  private dispatch (message: unknown): Promise<void> | undefined {
+    const onMessage = this.route.config.onMessage
+    if (onMessage === undefined) return undefined
+    let result: unknown
+    try {
+      result = onMessage(this.socket, message, this.ctx)
+    } catch (err) {
+      return this.report(err)
+    }
+    return isThenable(result) ? this.settle(result) : undefined
+  }
+
+  private async settle (pending: PromiseLike<unknown>): Promise<void> {
+    try {
+      await pending
+    } catch (err) {
+      await this.report(err)
+    }
+  }
+
+  protected invalid (error: InvalidMessage): void {
+    this.counters.invalidMessages++
+    this.writeText(error.frame)
+  }
+
+  /** Ends the exchange: queued and later frames are dropped. */
+  protected drop (): void {
+    this.dropping = true
+    // Emptied in place: a drain in progress holds this same array.
+    if (this.queue !== null) this.queue.length = 0
+    if (this.socket.isPaused) this.socket.resume()
+  }
+}

@@ -1,0 +1,145 @@
+import t from 'tap'
+import { type Decoded, type ReceivedMessage, type WireMessage, decode, encode, publishedBy } from '../lib/adapters/redis/wire'
+
+// The wire format of the Redis adapter, on Buffers: no Redis here.
+
+const UID = Buffer.alloc(16, 0xab)
+const UID_HEX = UID.toString('hex')
+
+/** A frame written out by hand from the layout in lib/adapters/redis/wire.ts: a test of it. */
+function frame (kind: number, header: string, body: Buffer = Buffer.alloc(0), { version = 1, uid = UID, length }: { version?: number, uid?: Buffer, length?: number } = {}): Buffer {
+  const json = Buffer.from(header)
+  const head = Buffer.alloc(22)
+  head[0] = version
+  head[1] = kind
+  uid.copy(head, 2)
+  head.writeUInt32BE(length ?? json.length, 18)
+  return Buffer.concat([head, json, body])
+}
+
+function decoded (payload: Buffer): ReceivedMessage {
+  const result = decode(payload)
+  if (!result.ok) throw new Error(`expected a message, got: ${result.reason}`)
+  return result.message
+}
+
+function reason (result: Decoded): string | null {
+  return result.ok ? null : result.reason
+}
+
+t.test('a broadcast is the header, then the message bytes as they are', async (t) => {
+  const data = Buffer.from([0, 1, 2, 255])
+  const bytes = encode(UID, { kind: 'broadcast', binary: true, rooms: ['r1', 'r2'], exceptIds: new Set(['a', 'b']), data })
+  t.same(bytes, frame(1, '{"b":1,"r":["r1","r2"],"x":["a","b"]}', data), 'the documented layout, byte for byte')
+  t.same(decoded(bytes), { kind: 'broadcast', binary: true, rooms: ['r1', 'r2'], exceptIds: new Set(['a', 'b']), data })
+  t.equal((decoded(bytes) as { data: Buffer }).data.buffer, bytes.buffer, 'the body is a view into the payload, not a copy')
+
+  const text = encode(UID, { kind: 'broadcast', binary: false, rooms: null, exceptIds: null, data: Buffer.from('"hi"') })
+  t.same(text, frame(1, '{"b":0,"r":null}', Buffer.from('"hi"')), 'no x when nobody is skipped')
+  t.same(decoded(text), { kind: 'broadcast', binary: false, rooms: null, exceptIds: null, data: Buffer.from('"hi"') })
+
+  const empty = encode(UID, { kind: 'broadcast', binary: false, rooms: ['r'], exceptIds: new Set(), data: Buffer.alloc(0) })
+  t.same(empty, frame(1, '{"b":0,"r":["r"]}'), 'an empty exceptIds is left out too')
+  t.same(decoded(empty), { kind: 'broadcast', binary: false, rooms: ['r'], exceptIds: null, data: Buffer.alloc(0) })
+  t.same(decoded(frame(1, '{"b":1,"r":[],"x":[]}')), { kind: 'broadcast', binary: true, rooms: [], exceptIds: new Set(), data: Buffer.alloc(0) }, 'empty lists are well-formed')
+})
+
+t.test('queries and answers round-trip, with the uid of their publisher', async (t) => {
+  const cases: Array<[WireMessage, string]> = [
+    [{ kind: 'query', id: 1, query: 'rooms' }, '{"id":1,"q":"rooms"}'],
+    [{ kind: 'query', id: 2, query: 'connections' }, '{"id":2,"q":"connections"}'],
+    [{ kind: 'query', id: 3, query: 'size', room: 'lobby' }, '{"id":3,"q":"size","room":"lobby"}'],
+    [{ kind: 'answer', id: 1, value: ['r1', 'x'.repeat(256)] }, `{"id":1,"v":["r1","${'x'.repeat(256)}"]}`],
+    [{ kind: 'answer', id: 2, value: [] }, '{"id":2,"v":[]}'],
+    [{ kind: 'answer', id: 3, value: 0 }, '{"id":3,"v":0}']
+  ]
+  for (const [message, header] of cases) {
+    const bytes = encode(UID, message)
+    t.same(bytes, frame(message.kind === 'query' ? 2 : 3, header), header)
+    t.same(decoded(bytes), { ...message, origin: UID_HEX }, header)
+  }
+})
+
+t.test('publishedBy tells an instance its own frames, before any decoding', async (t) => {
+  const own = encode(UID, { kind: 'query', id: 1, query: 'rooms' })
+  t.equal(publishedBy(own, UID), true)
+  t.equal(publishedBy(own, Buffer.alloc(16, 0xcd)), false, 'another instance')
+  t.equal(publishedBy(own.subarray(0, 21), UID), false, 'too short to be a frame')
+  t.equal(publishedBy(Buffer.concat([Buffer.from([2]), own.subarray(1)]), UID), false, 'another format version')
+  t.equal(publishedBy(frame(1, '{not json'), UID), true, 'the header is not read')
+})
+
+t.test('every malformed frame is rejected with its reason', async (t) => {
+  const long = 'x'.repeat(257)
+  const cases: Array<[string, Buffer, string]> = [
+    ['empty', Buffer.alloc(0), 'unknown format'],
+    ['shorter than the fixed part', Buffer.from('hello'), 'unknown format'],
+    ['one byte short of the fixed part', frame(1, '').subarray(0, 21), 'unknown format'],
+    ['another version', frame(1, '{"b":0,"r":null}', Buffer.alloc(0), { version: 2 }), 'unknown format'],
+    ['version 0', Buffer.alloc(30), 'unknown format'],
+    ['a header longer than the payload', frame(1, '{"b":0,"r":null}', Buffer.alloc(0), { length: 17 }), 'truncated'],
+    ['a header length of 2^32 - 1', frame(1, '', Buffer.alloc(0), { length: 0xffffffff }), 'truncated'],
+    ['an empty header', frame(1, ''), 'header is not JSON'],
+    ['a header that is not JSON', frame(1, '{not json'), 'header is not JSON'],
+    ['a header cut short', frame(1, '{"b":0,"r":null}', Buffer.from('}'), { length: 15 }), 'header is not JSON'],
+    ['null', frame(1, 'null'), 'header is not an object'],
+    ['a number', frame(1, '7'), 'header is not an object'],
+    ['a string', frame(2, '"rooms"'), 'header is not an object'],
+    ['an array', frame(1, '[0,null]'), 'bad broadcast header'],
+    ['binary flag 2', frame(1, '{"b":2,"r":null}'), 'bad broadcast header'],
+    ['binary flag true', frame(1, '{"b":true,"r":null}'), 'bad broadcast header'],
+    ['no binary flag', frame(1, '{"r":null}'), 'bad broadcast header'],
+    ['no rooms', frame(1, '{"b":0}'), 'bad broadcast header'],
+    ['rooms as a string', frame(1, '{"b":0,"r":"r"}'), 'bad broadcast header'],
+    ['an empty room name', frame(1, '{"b":0,"r":[""]}'), 'bad broadcast header'],
+    ['a room name over the limit', frame(1, `{"b":0,"r":["${long}"]}`), 'bad broadcast header'],
+    ['a room that is not a string', frame(1, '{"b":0,"r":["r",1]}'), 'bad broadcast header'],
+    ['except ids that are not strings', frame(1, '{"b":0,"r":["r"],"x":[1]}'), 'bad broadcast header'],
+    ['except ids as a string', frame(1, '{"b":0,"r":null,"x":"a"}'), 'bad broadcast header'],
+    ['except ids null', frame(1, '{"b":0,"r":null,"x":null}'), 'bad broadcast header'],
+    ['a query of another kind', frame(2, '{"id":1,"q":"everything"}'), 'bad query header'],
+    ['a query without a kind', frame(2, '{"id":1}'), 'bad query header'],
+    ['a query with a negative id', frame(2, '{"id":-1,"q":"rooms"}'), 'bad query header'],
+    ['a query with a fractional id', frame(2, '{"id":1.5,"q":"rooms"}'), 'bad query header'],
+    ['a query with an id beyond 2^53', frame(2, '{"id":9007199254740993,"q":"rooms"}'), 'bad query header'],
+    ['a query with a string id', frame(2, '{"id":"1","q":"connections"}'), 'bad query header'],
+    ['a size query without a room', frame(2, '{"id":1,"q":"size"}'), 'bad query header'],
+    ['a size query with a number for room', frame(2, '{"id":1,"q":"size","room":42}'), 'bad query header'],
+    ['a size query with an empty room', frame(2, '{"id":1,"q":"size","room":""}'), 'bad query header'],
+    ['a size query with a room over the limit', frame(2, `{"id":1,"q":"size","room":"${long}"}`), 'bad query header'],
+    ['an answer without a value', frame(3, '{"id":1}'), 'bad answer'],
+    ['a negative count', frame(3, '{"id":1,"v":-1}'), 'bad answer'],
+    ['a fractional count', frame(3, '{"id":1,"v":0.5}'), 'bad answer'],
+    ['a count as a string', frame(3, '{"id":1,"v":"3"}'), 'bad answer'],
+    ['null as the value', frame(3, '{"id":1,"v":null}'), 'bad answer'],
+    ['an empty room name in the answer', frame(3, '{"id":1,"v":[""]}'), 'bad answer'],
+    ['a room over the limit in the answer', frame(3, `{"id":1,"v":["${long}"]}`), 'bad answer'],
+    ['a list of numbers', frame(3, '{"id":1,"v":[1]}'), 'bad answer'],
+    ['an answer without an id', frame(3, '{"v":1}'), 'bad answer'],
+    ['an answer with a negative id', frame(3, '{"id":-1,"v":1}'), 'bad answer'],
+    ['kind 0', frame(0, '{}'), 'unknown kind 0'],
+    ['kind 9', frame(9, '{"b":0,"r":null}'), 'unknown kind 9']
+  ]
+  for (const [name, payload, expected] of cases) t.equal(reason(decode(payload)), expected, name)
+})
+
+t.test('decode never throws, whatever the bytes', async (t) => {
+  // Frames of every kind, cut at every length and with every byte of the fixed part changed.
+  const frames = [
+    encode(UID, { kind: 'broadcast', binary: true, rooms: ['a'], exceptIds: new Set(['x']), data: Buffer.from('body') }),
+    encode(UID, { kind: 'query', id: 7, query: 'size', room: 'a' }),
+    encode(UID, { kind: 'answer', id: 7, value: ['a'] })
+  ]
+  let decodedCount = 0
+  for (const whole of frames) {
+    for (let end = 0; end <= whole.length; end++) {
+      if (decode(whole.subarray(0, end)).ok) decodedCount++
+    }
+    for (let i = 0; i < 22; i++) {
+      const changed = Buffer.from(whole)
+      changed[i] ^= 0xff
+      decode(changed)
+    }
+  }
+  t.ok(decodedCount >= frames.length, 'the whole frames decode (a broadcast cut in its body is a shorter broadcast)')
+})
