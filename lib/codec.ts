@@ -3,6 +3,7 @@ import type { EncodedMessage, MessageParser, ParseMode } from '../types/index'
 import { ErrorFrameCode, MAX_REPORTED_ERRORS } from './constants'
 import { describe, errors } from './errors'
 import { isThenable } from './promise'
+import { messageHead } from './protocol'
 
 /**
  * A message encoded once for every socket it goes to. Its WebSocket frame is
@@ -14,10 +15,42 @@ export class Encoded implements EncodedMessage {
   readonly binary: boolean
   /** the pre-built frame, as the one-element list ws's sendFrame takes; null until a socket needs it */
   frame: Buffer[] | null = null
+  /**
+   * Its `nexus.v1` form (a header in front of the same bytes), made when the
+   * first protocol socket needs it and shared by all of them: one per room
+   * the broadcast names (`null`: no room). The first is kept in two fields,
+   * further ones (a broadcast to several rooms) in a map.
+   */
+  private variant: Encoded | null = null
+  private variantRoom: string | null = null
+  private variants: Map<string | null, Encoded> | null = null
 
   constructor (data: Buffer, binary: boolean) {
     this.data = data
     this.binary = binary
+  }
+
+  /** This message as `nexus.v1` sockets get it, as a message of `room` (or of no room). */
+  protocolFor (room: string | null): Encoded {
+    const variant = this.variant
+    if (variant === null) {
+      this.variantRoom = room
+      this.variant = this.wrap(room)
+      return this.variant
+    }
+    if (this.variantRoom === room) return variant
+    const more = this.variants ??= new Map()
+    let other = more.get(room)
+    if (other === undefined) {
+      other = this.wrap(room)
+      more.set(room, other)
+    }
+    return other
+  }
+
+  private wrap (room: string | null): Encoded {
+    const head = messageHead(room)
+    return new Encoded(Buffer.concat([head, this.data], head.length + this.data.length), this.binary)
   }
 }
 
@@ -54,12 +87,19 @@ export function encode (data: unknown): Encoded {
   return new Encoded(Buffer.from(json), false)
 }
 
-/** An inbound frame the route cannot accept; its `frame` is what the client is sent. */
+/**
+ * An inbound frame the route cannot accept; its `frame` is what a raw client
+ * is sent, its code, message and `errors` what a `nexus.v1` client is.
+ */
 export class InvalidMessage extends Error {
+  readonly code: string
   readonly frame: Buffer
-  constructor (code: string, message: string, extra?: Record<string, unknown>) {
+  readonly errors: unknown
+  constructor (code: string, message: string, errors?: unknown[]) {
     super(message)
-    this.frame = errorFrame(code, message, extra)
+    this.code = code
+    this.errors = errors
+    this.frame = errorFrame(code, message, errors === undefined ? undefined : { errors })
   }
 }
 
@@ -154,7 +194,5 @@ function errorsOf (rejection: unknown): unknown {
 
 function schemaError (errors: unknown): InvalidMessage {
   const list = Array.isArray(errors) ? errors : [{ message: errors instanceof Error ? errors.message : String(errors) }]
-  return new InvalidMessage(ErrorFrameCode.INVALID_MESSAGE, 'Message does not match the schema', {
-    errors: list.slice(0, MAX_REPORTED_ERRORS)
-  })
+  return new InvalidMessage(ErrorFrameCode.INVALID_MESSAGE, 'Message does not match the schema', list.slice(0, MAX_REPORTED_ERRORS))
 }

@@ -3,9 +3,12 @@ import type { WebSocketRouteConfig } from '../types/index'
 import type { Context } from './context'
 import { ABNORMAL_CLOSURE, CloseCode, OPEN, SLOW_CONSUMER_GRACE_MS } from './constants'
 import { errors } from './errors'
-import { Inbound, type RouteState } from './inbound'
+import type { RouteState } from './inbound'
+import { protocolSend } from './outbound'
 import { isThenable } from './promise'
+import { helloFrame } from './protocol'
 import type { Runtime } from './runtime'
+import { Session } from './session'
 import { kConnection } from './symbols'
 
 export type { RouteState }
@@ -19,7 +22,7 @@ type TaggedSocket = WebSocket & { [kConnection]?: Connection }
  * `onError` or to the logger. It reports to the plugin's runtime (counters,
  * live set, rooms), never to the manager.
  */
-export class Connection extends Inbound {
+export class Connection extends Session {
   readonly runtime: Runtime<Connection>
   /** set when the socket emitted 'close' */
   closed = false
@@ -43,6 +46,24 @@ export class Connection extends Inbound {
       runtime.heartbeat.add(this, heartbeat)
     }
     runtime.live.add(this)
+    if (this.protocol) {
+      // What the app's handlers write with socket.send() goes out as a
+      // message, never as something the client could take for a control frame.
+      (socket as { send: unknown }).send = protocolSend
+      this.writeText(helloFrame(ctx.id))
+    }
+  }
+
+  protected isClosed (): boolean {
+    return this.closed
+  }
+
+  protected join (room: string): void {
+    this.runtime.hub.join(room, this)
+  }
+
+  protected leave (room: string): void {
+    this.runtime.hub.leave(room, this)
   }
 
   /** The connection id, `ctx.id`. */
@@ -176,6 +197,7 @@ export class Connection extends Inbound {
     // Leave every room first: onClose may broadcast to rooms the socket was in.
     live.closed(this)
     hub.leaveAll(this)
+    this.forgetSubscriptions()
     void this.finish(code, reason)
   }
 

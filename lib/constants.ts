@@ -15,7 +15,14 @@ export const CloseCode: typeof CloseCodeType = Object.freeze({
 export const ErrorFrameCode: typeof ErrorFrameCodeType = Object.freeze({
   INVALID_JSON: 'INVALID_JSON',
   INVALID_MESSAGE: 'INVALID_MESSAGE',
-  RATE_LIMITED: 'RATE_LIMITED'
+  RATE_LIMITED: 'RATE_LIMITED',
+  INVALID_FRAME: 'INVALID_FRAME',
+  INTERNAL: 'INTERNAL',
+  NOT_ENABLED: 'NOT_ENABLED',
+  INVALID_ROOM: 'INVALID_ROOM',
+  FORBIDDEN: 'FORBIDDEN',
+  LIMIT: 'LIMIT',
+  TIMEOUT: 'TIMEOUT'
 } as const)
 
 /** The code ws reports when a connection ended without a close frame from the peer. */
@@ -42,3 +49,12 @@ export const SLOW_CONSUMER_GRACE_MS = 1000
 
 /** Validation errors sent back in an INVALID_MESSAGE frame, at most. */
 export const MAX_REPORTED_ERRORS = 10
+
+/** Rooms one connection may hold by its own subscribes, by default. */
+export const DEFAULT_MAX_ROOMS = 128
+
+/** Milliseconds `rooms.authorize` may take, by default. */
+export const DEFAULT_AUTHORIZE_TIMEOUT = 10_000
+
+/** The longest delay setTimeout honours. */
+export const MAX_TIMEOUT = 2 ** 31 - 1

@@ -104,8 +104,8 @@ export class Hub<M extends Member = Member> implements AdapterHost {
   }
 
   private deliverLocal (message: Encoded, rooms: readonly string[] | null, skip: Skip | null): number {
-    if (rooms === null) return deliverAll(this.live, message, skip)
-    if (rooms.length === 1) return deliverAll(this.index.membersOf(rooms[0]), message, skip)
+    if (rooms === null) return deliverAll(this.live, message, null, skip)
+    if (rooms.length === 1) return deliverAll(this.index.membersOf(rooms[0]), message, rooms[0], skip)
 
     // Several rooms: a member of more than one of them gets the message once.
     let written = 0
@@ -115,7 +115,7 @@ export class Hub<M extends Member = Member> implements AdapterHost {
         if (seen.has(member)) continue
         seen.add(member)
         if (skip !== null && skip(member)) continue
-        if (member.deliver(message)) written++
+        if (member.deliver(message, room)) written++
       }
     }
     return written
@@ -138,15 +138,15 @@ function skipOf (except: ReadonlySet<Member> | null, exceptIds: ReadonlySet<stri
  * consumer only closes its socket, and leaves its rooms when the close
  * completes, so the sets iterated here do not change under the loop.
  */
-function deliverAll (members: Iterable<Member>, message: Encoded, skip: Skip | null): number {
+function deliverAll (members: Iterable<Member>, message: Encoded, room: string | null, skip: Skip | null): number {
   let written = 0
   if (skip === null) {
     for (const member of members) {
-      if (member.deliver(message)) written++
+      if (member.deliver(message, room)) written++
     }
   } else {
     for (const member of members) {
-      if (!skip(member) && member.deliver(message)) written++
+      if (!skip(member) && member.deliver(message, room)) written++
     }
   }
   return written

@@ -1,12 +1,13 @@
 import type { WebSocket } from 'ws'
 import type { WebSocketRouteConfig } from '../types/index'
-import { InvalidMessage, VALIDATOR_FAILED, type MessageValidator } from './codec'
-import { CloseCode, INBOUND_HIGH_WATER_MARK } from './constants'
+import { InvalidMessage, VALIDATOR_FAILED, type JsonSafety, type MessageValidator } from './codec'
+import { CloseCode, ErrorFrameCode, INBOUND_HIGH_WATER_MARK } from './constants'
 import type { Context } from './context'
 import type { Counters } from './counters'
 import type { ConnectionLimits } from './options'
 import { Outbound } from './outbound'
 import { isThenable } from './promise'
+import { decodeClientFrame, FrameError, protocolError, type ClientFrame } from './protocol'
 import { TokenBucket, Verdict, type VerdictValue } from './rate-limit'
 
 /** What a connection needs to know about its route, computed once per route. */
@@ -16,17 +17,30 @@ export interface RouteState {
   readonly config: WebSocketRouteConfig
   readonly parse: (data: Buffer, isBinary: boolean) => unknown
   readonly rooms: boolean
+  /** rooms clients may subscribe to themselves (`rooms: { authorize }`); null when they may not */
+  readonly subscribe: SubscribeRules | null
   readonly limits: ConnectionLimits
-  /** the RATE_LIMITED error frame of this route, built once */
+  /** the app's prototype-poisoning policy, for messages and `nexus.v1` headers alike */
+  readonly safety: JsonSafety
+  /** what a rate-limited message is told, and its raw error frame, built once */
+  readonly rateLimitedMessage: string
   readonly rateLimitedFrame: Buffer | null
   /** the compiled `schema.message`; compiled before the first upgrade */
   validate: MessageValidator | null
 }
 
-/** An inbound frame waiting for its turn. */
+/** `rooms: { authorize, maxRooms, timeout }` with its defaults filled in. */
+export interface SubscribeRules {
+  readonly authorize: NonNullable<Exclude<WebSocketRouteConfig['rooms'], boolean | undefined>['authorize']>
+  readonly maxRooms: number
+  readonly timeout: number
+}
+
+/** An inbound frame waiting for its turn: raw data, or the payload of a decoded `nexus.v1` frame. */
 interface Queued {
   readonly data: Buffer
   readonly isBinary: boolean
+  readonly frame: ClientFrame | null
 }
 
 /**
@@ -71,6 +85,13 @@ export abstract class Inbound extends Outbound {
 
   abstract close (code: number, reason: string): void
 
+  /** A `nexus.v1` request: `onMessage`'s result (or failure) answers it. */
+  protected abstract answer (id: number, message: unknown): Promise<void>
+
+  /** A `nexus.v1` subscribe or unsubscribe. */
+  protected abstract subscribe (id: number, room: unknown, params: unknown): Promise<void> | undefined
+  protected abstract unsubscribe (id: number, room: unknown): void
+
   /** Runs the messages that queued during the connect phase. */
   protected accept (): void {
     this.accepting = true
@@ -81,10 +102,20 @@ export abstract class Inbound extends Outbound {
     this.counters.messagesReceived++
     this.alive = true
     if (this.dropping) return
+    let frame: ClientFrame | null = null
+    if (this.protocol) {
+      const decoded = decodeClientFrame(data, this.route.safety)
+      if (decoded instanceof FrameError) {
+        this.counters.invalidMessages++
+        this.writeText(protocolError(ErrorFrameCode.INVALID_FRAME, decoded.reason, decoded.id === undefined ? undefined : { i: decoded.id }))
+        return
+      }
+      frame = decoded
+    }
     if (this.limiter !== null) {
       const verdict = this.limiter.take(Date.now())
       if (verdict !== Verdict.ALLOW) {
-        this.limited(verdict)
+        this.limited(verdict, frame)
         return
       }
     }
@@ -93,25 +124,31 @@ export abstract class Inbound extends Outbound {
       // costs no promise; one that returns a promise holds the queue until it
       // settles. (ws emits the next frame only after this returns, so nothing
       // arrives while a synchronous handler runs.)
-      const pending = this.handle(data, isBinary)
+      const pending = frame === null ? this.handle(data, isBinary, undefined) : this.handleFrame(frame, isBinary)
       if (pending !== undefined) this.draining = this.drain(pending)
       return
     }
     const queue = this.queue ??= []
-    queue.push({ data, isBinary })
+    queue.push({ data, isBinary, frame })
     // Backpressure: stop reading from the client until the queue is worked off.
     if (queue.length >= INBOUND_HIGH_WATER_MARK && !this.socket.isPaused) this.socket.pause()
   }
 
   /** A message over the rate limit is dropped at arrival, before it takes room in the queue. */
-  private limited (verdict: VerdictValue): void {
+  private limited (verdict: VerdictValue, frame: ClientFrame | null): void {
     this.counters.rateLimited++
     if (verdict === Verdict.CLOSE) {
       this.drop()
       this.close(CloseCode.POLICY_VIOLATION, 'Rate limit exceeded')
       return
     }
-    this.writeText(this.route.rateLimitedFrame as Buffer)
+    if (frame === null) {
+      this.writeText(this.route.rateLimitedFrame as Buffer)
+      return
+    }
+    // A request, subscribe or unsubscribe is answered, so that the client does not wait for it.
+    const id = frame.kind === 'm' ? undefined : frame.id
+    this.writeText(protocolError(ErrorFrameCode.RATE_LIMITED, this.route.rateLimitedMessage, id === undefined ? undefined : { i: id }))
   }
 
   /** Runs queued messages one at a time, in arrival order, after `first` (a message being handled) settled. */
@@ -120,7 +157,7 @@ export abstract class Inbound extends Outbound {
     const queue = this.queue
     if (queue !== null) {
       for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-        const pending = this.handle(next.data, next.isBinary)
+        const pending = next.frame === null ? this.handle(next.data, next.isBinary, undefined) : this.handleFrame(next.frame, next.isBinary)
         if (pending !== undefined) await pending
       }
     }
@@ -128,48 +165,67 @@ export abstract class Inbound extends Outbound {
     if (this.socket.isPaused) this.socket.resume()
   }
 
-  /** Parses, validates and hands one message to onMessage; a promise only when something was asynchronous. */
-  private handle (data: Buffer, isBinary: boolean): Promise<void> | undefined {
+  /** A decoded `nexus.v1` frame: app data goes the way of a raw message; the rest is the session's. */
+  private handleFrame (frame: ClientFrame, isBinary: boolean): Promise<void> | undefined {
+    switch (frame.kind) {
+      case 'm': return this.handle(frame.payload, isBinary, undefined)
+      case 'q': return this.handle(frame.payload, isBinary, frame.id)
+      case 's': return this.subscribe(frame.id, frame.room, frame.params)
+      case 'u':
+        this.unsubscribe(frame.id, frame.room)
+        return undefined
+    }
+  }
+
+  /**
+   * Parses, validates and hands one message to onMessage, or its answer to
+   * request `id`; a promise only when something was asynchronous.
+   */
+  private handle (data: Buffer, isBinary: boolean, id: number | undefined): Promise<void> | undefined {
     let message: unknown
     try {
       message = this.route.parse(data, isBinary)
     } catch (err) {
-      this.invalid(err as InvalidMessage)
+      this.invalid(err as InvalidMessage, id)
       return undefined
     }
     const validate = this.route.validate
-    if (validate === null) return this.dispatch(message)
+    if (validate === null) return this.use(message, id)
     let result: unknown
     try {
       result = validate(message)
     } catch (err) {
-      return this.validatorFailed(err)
+      return this.validatorFailed(err, id)
     }
-    if (isThenable(result)) return this.validateAsync(result)
+    if (isThenable(result)) return this.validateAsync(result, id)
     if (result instanceof InvalidMessage) {
-      this.invalid(result)
+      this.invalid(result, id)
       return undefined
     }
-    return this.dispatch(result)
+    return this.use(result, id)
   }
 
   /** An async schema: its promise never rejects (createMessageValidator turns a rejection into the errors to send). */
-  private async validateAsync (pending: PromiseLike<unknown>): Promise<void> {
+  private async validateAsync (pending: PromiseLike<unknown>, id: number | undefined): Promise<void> {
     const result = await pending
     if (result instanceof InvalidMessage) {
-      this.invalid(result)
+      this.invalid(result, id)
       return
     }
-    await this.dispatch(result)
+    await this.use(result, id)
   }
 
   /**
    * A validator that throws (a recursive schema on deeply nested input
    * overflows the stack) rejects the message, and the app hears of it.
    */
-  private async validatorFailed (err: unknown): Promise<void> {
+  private async validatorFailed (err: unknown, id: number | undefined): Promise<void> {
     await this.report(err)
-    this.invalid(VALIDATOR_FAILED)
+    this.invalid(VALIDATOR_FAILED, id)
+  }
+
+  private use (message: unknown, id: number | undefined): Promise<void> | undefined {
+    return id === undefined ? this.dispatch(message) : this.answer(id, message)
   }
 
   private dispatch (message: unknown): Promise<void> | undefined {
@@ -192,9 +248,17 @@ export abstract class Inbound extends Outbound {
     }
   }
 
-  protected invalid (error: InvalidMessage): void {
+  /** An inbound message the route cannot accept: the client is told why (as an answer to request `id`, if it was one). */
+  protected invalid (error: InvalidMessage, id: number | undefined): void {
     this.counters.invalidMessages++
-    this.writeText(error.frame)
+    if (!this.protocol) {
+      this.writeText(error.frame)
+      return
+    }
+    const extra: { i?: number, x?: unknown } = {}
+    if (id !== undefined) extra.i = id
+    if (error.errors !== undefined) extra.x = error.errors
+    this.writeText(protocolError(error.code, error.message, extra))
   }
 
   /** Ends the exchange: queued and later frames are dropped. */

@@ -8,7 +8,7 @@ import type {
   WebSocketRouteGeneric,
   WebSocketStats
 } from '../types/index'
-import { CloseCode, MAX_ROOM_NAME_LENGTH, OPEN } from './constants'
+import { CloseCode, MAX_ROOM_NAME_LENGTH, MAX_TIMEOUT, OPEN } from './constants'
 import { encode, type Encoded } from './codec'
 import { Connection } from './connection'
 import { describe, errors } from './errors'
@@ -24,8 +24,6 @@ function assertRoom (room: unknown): asserts room is string {
 
 /** How long cluster-wide queries wait for other instances by default, in ms. */
 const DEFAULT_FETCH_TIMEOUT = 5000
-/** The longest delay setTimeout honours. */
-const MAX_TIMEOUT = 2 ** 31 - 1
 
 function fetchTimeout (options: FetchOptions | undefined): number {
   if (options === undefined) return DEFAULT_FETCH_TIMEOUT
@@ -84,12 +82,18 @@ export class Manager implements WebSocketManager {
 
   leaveRoom (room: string, socket: WebSocket): void {
     assertRoom(room)
-    this.hub.leave(room, this.connectionOf(socket))
+    const connection = this.connectionOf(socket)
+    this.hub.leave(room, connection)
+    // A room the client subscribed to: it is told, and does not subscribe again.
+    connection.left(room)
   }
 
   deleteRoom (room: string): boolean {
     assertRoom(room)
-    return this.hub.delete(room)
+    const members = [...this.hub.membersOf(room)]
+    const existed = this.hub.delete(room)
+    for (const member of members) member.left(room)
+    return existed
   }
 
   hasRoom (room: string): boolean {
@@ -183,7 +187,7 @@ export class Manager implements WebSocketManager {
     const message = encode(data)
     const connection = this.own(socket)
     // A socket of a plain @fastify/websocket route gets the same encoding, written directly.
-    const written = connection !== undefined ? connection.deliver(message) : sendPlain(socket, message)
+    const written = connection !== undefined ? connection.deliver(message, null) : sendPlain(socket, message)
     if (written) this.runtime.counters.messagesSent++
     return written
   }

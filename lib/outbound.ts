@@ -1,6 +1,7 @@
 import WebSocket from 'ws'
 import type { Encoded } from './codec'
 import { OPEN } from './constants'
+import { DIRECT_HEAD, PROTOCOL } from './protocol'
 
 /**
  * The write path of a socket, and every use of ws's internals, in one file:
@@ -26,6 +27,12 @@ const SENDER_IDLE = 0
 
 const TEXT = Object.freeze({ binary: false })
 const BINARY = Object.freeze({ binary: true })
+
+/**
+ * ws's own send. The write path calls it, not `socket.send`, which a
+ * `nexus.v1` socket has replaced with `protocolSend` for the app's handlers.
+ */
+const rawSend = WebSocket.prototype.send
 
 // ------------------------------------------------------------ pre-built frames
 //
@@ -126,6 +133,8 @@ function currentTurn (): number {
  */
 export abstract class Outbound {
   readonly socket: WebSocket
+  /** the socket speaks `nexus.v1` (PROTOCOL.md): every frame it gets carries a header */
+  readonly protocol: boolean
   /** ws's sender when pre-built frames can be written to it, else null (then socket.send) */
   private readonly sender: SenderLike | null
   /** the underlying TCP socket, corked for the rest of a turn on its second write */
@@ -138,6 +147,7 @@ export abstract class Outbound {
 
   constructor (socket: WebSocket) {
     this.socket = socket
+    this.protocol = socket.protocol === PROTOCOL
     this.sender = frameSenderOf(socket)
     this.stream = streamOf(socket)
   }
@@ -150,24 +160,27 @@ export abstract class Outbound {
 
   /**
    * Writes a message encoded once for every socket it goes to (the broadcast
-   * hot path); `false` when the socket is not OPEN or is a slow consumer.
+   * hot path), as a message of `room` (null: of no room); `false` when the
+   * socket is not OPEN or is a slow consumer. A `nexus.v1` socket gets the
+   * message's protocol form, encoded once for all of them.
    */
-  deliver (message: Encoded): boolean {
-    if (!this.admit(message.data.length)) return false
+  deliver (message: Encoded, room: string | null): boolean {
+    const out = this.protocol ? message.protocolFor(room) : message
+    if (!this.admit(out.data.length)) return false
     const sender = this.sender
     if (sender !== null && sender._state === SENDER_IDLE) {
       // The frame was built once for every socket of this broadcast.
-      sender.sendFrame(frameOf(message))
+      sender.sendFrame(frameOf(out))
     } else {
-      this.socket.send(message.data, message.binary ? BINARY : TEXT)
+      rawSend.call(this.socket, out.data, out.binary ? BINARY : TEXT)
     }
     return true
   }
 
-  /** Writes one text frame of the plugin's own (error frames). */
+  /** Writes one text frame of the plugin's own (error and control frames). */
   protected writeText (data: Buffer): boolean {
     if (!this.admit(data.length)) return false
-    this.socket.send(data, TEXT)
+    rawSend.call(this.socket, data, TEXT)
     return true
   }
 
@@ -207,6 +220,35 @@ export abstract class Outbound {
 /** Writes to a socket of a plain @fastify/websocket route (no connection of ours): the same encoding, no checks but OPEN. */
 export function sendPlain (socket: WebSocket, message: Encoded): boolean {
   if (socket.readyState !== OPEN) return false
-  socket.send(message.data, message.binary ? BINARY : TEXT)
+  rawSend.call(socket, message.data, message.binary ? BINARY : TEXT)
   return true
+}
+
+type SendCallback = (error?: Error) => void
+
+/**
+ * `socket.send` of a `nexus.v1` socket: what the app's handlers write goes
+ * out as a message of no room (`m{}`), so that the client can never take it
+ * for a control frame. It takes what ws's send takes.
+ */
+export function protocolSend (this: WebSocket, data: unknown, options?: { binary?: boolean } | SendCallback, cb?: SendCallback): void {
+  if (typeof options === 'function') {
+    cb = options
+    options = undefined
+  }
+  let payload: Buffer
+  let binary = true
+  if (Buffer.isBuffer(data)) {
+    payload = data
+  } else if (ArrayBuffer.isView(data)) {
+    payload = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  } else if (data instanceof ArrayBuffer) {
+    payload = Buffer.from(data)
+  } else {
+    // Strings, and numbers and the like, which ws sends as their text.
+    payload = Buffer.from(String(data))
+    binary = false
+  }
+  if (typeof options?.binary === 'boolean') binary = options.binary
+  rawSend.call(this, Buffer.concat([DIRECT_HEAD, payload], DIRECT_HEAD.length + payload.length), { ...options, binary }, cb)
 }

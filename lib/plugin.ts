@@ -10,6 +10,7 @@ import { errors } from './errors'
 import { withPositionalListen } from './listen'
 import { Manager } from './manager'
 import { normalizeOptions } from './options'
+import { PROTOCOL } from './protocol'
 import { createRouteDecorator } from './route'
 import { createRuntime } from './runtime'
 
@@ -31,7 +32,9 @@ export async function plugin (fastify: FastifyInstance, rawOptions: NexusRealtim
   if (!fastify.hasDecorator('websocketServer')) {
     const before = new Set(server.listeners('upgrade'))
     await fastify.register(fastifyWebsocket, {
-      options: options.websocket,
+      // A client that offers nexus.v1 among other subprotocols speaks nexus.v1
+      // (ws would take the first offered); the app's own choice wins.
+      options: { handleProtocols: preferProtocol, ...options.websocket },
       // The plugin's own preClose hook (below) closes every socket with 1001.
       preClose: (done: () => void) => done(),
       errorHandler: defaultErrorHandler
@@ -64,6 +67,14 @@ export async function plugin (fastify: FastifyInstance, rawOptions: NexusRealtim
     server.removeListener('upgrade', rejectUpgrade)
     await options.adapter.close()
   })
+}
+
+/**
+ * Picks `nexus.v1` when the client offers it, else the first subprotocol
+ * offered (ws's own default). ws asks only when at least one was offered.
+ */
+function preferProtocol (offered: Set<string>): string {
+  return offered.has(PROTOCOL) ? PROTOCOL : [...offered][0]
 }
 
 /**

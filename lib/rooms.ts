@@ -3,8 +3,8 @@ import type { Encoded } from './codec'
 /** A local connection as the rooms see it. */
 export interface Member {
   readonly id: string
-  /** Writes an encoded message to this socket; `false` when it is not OPEN (or became a slow consumer). */
-  deliver (message: Encoded): boolean
+  /** Writes an encoded message of `room` (null: of no room) to this socket; `false` when it is not OPEN (or became a slow consumer). */
+  deliver (message: Encoded, room: string | null): boolean
 }
 
 /** Told when a room gains its first member and when it loses its last (the adapter's subscriptions follow it). */

@@ -1,10 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import { STATUS_CODES } from 'node:http'
 import type {} from '@fastify/websocket'
 import type { WebSocket } from 'ws'
 import type { WebSocketRouteConfig } from '../types/index'
-import { CloseCode, ErrorFrameCode } from './constants'
+import { CloseCode, DEFAULT_AUTHORIZE_TIMEOUT, DEFAULT_MAX_ROOMS, ErrorFrameCode, MAX_TIMEOUT } from './constants'
 import { createMessageValidator, createParser, errorFrame, type JsonSafety } from './codec'
-import { Connection, type RouteState } from './connection'
+import { Connection } from './connection'
+import type { RouteState, SubscribeRules } from './inbound'
+import { PROTOCOL } from './protocol'
 import { Context } from './context'
 import { describe, errors } from './errors'
 import { createOriginCheck } from './origin'
@@ -18,9 +21,9 @@ import {
 } from './options'
 import { isThenable } from './promise'
 import type { Runtime } from './runtime'
-import { kContext } from './symbols'
+import { kContext, kRefused } from './symbols'
 
-type RequestWithContext = FastifyRequest & { [kContext]?: Context }
+type RequestWithContext = FastifyRequest & { [kContext]?: Context, [kRefused]?: { code: number, reason: string } }
 
 const HANDLERS = ['auth', 'beforeConnect', 'onConnect', 'onMessage', 'onClose', 'onError'] as const
 const PARSE_MODES = new Set(['json', 'text', 'binary'])
@@ -38,8 +41,8 @@ function validateRoute (path: unknown, config: unknown): asserts config is WebSo
       throw new errors.FST_NEXUS_INVALID_ROUTE(path, name, 'a function', describe(route[name]))
     }
   }
-  if (route.rooms !== undefined && typeof route.rooms !== 'boolean') {
-    throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'rooms', 'a boolean', describe(route.rooms))
+  if (route.rooms !== undefined && typeof route.rooms !== 'boolean' && (typeof route.rooms !== 'object' || route.rooms === null || Array.isArray(route.rooms))) {
+    throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'rooms', 'a boolean or { authorize, maxRooms, timeout }', describe(route.rooms))
   }
   const parse = route.parse === undefined ? 'json' : route.parse
   if (typeof parse !== 'function' && !PARSE_MODES.has(parse)) {
@@ -48,6 +51,23 @@ function validateRoute (path: unknown, config: unknown): asserts config is WebSo
   if (route.schema !== undefined && (typeof route.schema !== 'object' || route.schema === null || Array.isArray(route.schema))) {
     throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'schema', 'an object of schemas', describe(route.schema))
   }
+}
+
+/** `rooms: { authorize, maxRooms, timeout }`: the rules of the client's own subscribes, or null when there are none. */
+function subscribeRules (path: string, rooms: WebSocketRouteConfig['rooms']): SubscribeRules | null {
+  if (typeof rooms !== 'object') return null
+  const { authorize, maxRooms = DEFAULT_MAX_ROOMS, timeout = DEFAULT_AUTHORIZE_TIMEOUT } = rooms
+  if (authorize !== undefined && typeof authorize !== 'function') {
+    throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'rooms.authorize', 'a function', describe(authorize))
+  }
+  if (typeof maxRooms !== 'number' || !Number.isInteger(maxRooms) || maxRooms < 1) {
+    throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'rooms.maxRooms', 'a positive integer', describe(maxRooms))
+  }
+  if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1 || timeout > MAX_TIMEOUT) {
+    throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'rooms.timeout', `a positive integer of milliseconds up to ${MAX_TIMEOUT}`, describe(timeout))
+  }
+  // Without authorize nobody may subscribe: rooms stay server code's alone.
+  return authorize === undefined ? null : { authorize, maxRooms, timeout }
 }
 
 /** The route's own heartbeat, rateLimit and maxBufferedBytes over the plugin's. */
@@ -79,6 +99,26 @@ function rejection (error: unknown, reply: FastifyReply): Error {
   return new errors.FST_NEXUS_UNAUTHORIZED({ cause: error })
 }
 
+/** Whether the handshake offers the `nexus.v1` subprotocol. */
+function offersProtocol (request: FastifyRequest): boolean {
+  const offered = request.headers['sec-websocket-protocol']
+  return typeof offered === 'string' && offered.split(',').some((name) => name.trim() === PROTOCOL)
+}
+
+/**
+ * The close that tells a nexus.v1 client its handshake was refused: 4000 +
+ * the status it would have been answered with, and that answer's message
+ * for a 4xx (the status text for a 5xx, whose message may be internal).
+ */
+function refusalClose (error: unknown): { code: number, reason: string } {
+  const statusCode = (error as { statusCode?: unknown } | null)?.statusCode
+  const deliberate = error instanceof Error && typeof statusCode === 'number' && statusCode >= 400 && statusCode <= 599
+  const status = deliberate ? statusCode : 401
+  const message = deliberate && status < 500 ? error.message : (STATUS_CODES[status] ?? 'Error')
+  // A close reason is at most 123 bytes.
+  return { code: 4000 + status, reason: Buffer.from(message).subarray(0, 123).toString().replace(/\uFFFD+$/, '') }
+}
+
 /** Builds the `app.ws` decorator bound to one manager. */
 export function createRouteDecorator (runtime: Runtime<Connection>, safety: JsonSafety, plugin: NormalizedOptions) {
   const checkOrigin = plugin.allowedOrigins === null ? null : createOriginCheck(plugin.allowedOrigins)
@@ -87,15 +127,17 @@ export function createRouteDecorator (runtime: Runtime<Connection>, safety: Json
     validateRoute(path, config)
     const limits = routeLimits(path, config, plugin)
     const { message: messageSchema, ...httpSchema } = config.schema ?? {}
+    const rateLimitedMessage = limits.rateLimit === null ? '' : `Too many messages: at most ${limits.rateLimit.max} per ${limits.rateLimit.windowMs} ms`
     const state: RouteState = {
       url: path,
       config,
       parse: createParser(config.parse ?? 'json', safety),
-      rooms: config.rooms ?? true,
+      rooms: config.rooms !== false,
+      subscribe: subscribeRules(path, config.rooms),
       limits,
-      rateLimitedFrame: limits.rateLimit === null
-        ? null
-        : errorFrame(ErrorFrameCode.RATE_LIMITED, `Too many messages: at most ${limits.rateLimit.max} per ${limits.rateLimit.windowMs} ms`),
+      safety,
+      rateLimitedMessage,
+      rateLimitedFrame: limits.rateLimit === null ? null : errorFrame(ErrorFrameCode.RATE_LIMITED, rateLimitedMessage),
       validate: null
     }
     const auth = config.auth
@@ -105,6 +147,12 @@ export function createRouteDecorator (runtime: Runtime<Connection>, safety: Json
       url: path,
       websocket: true,
       handler: function onUpgrade (socket: WebSocket, request: RequestWithContext) {
+        const refused = request[kRefused]
+        if (refused !== undefined) {
+          // A nexus.v1 client refused by auth: it learns why from the close code (PROTOCOL.md).
+          socket.close(refused.code, refused.reason)
+          return
+        }
         const connection = new Connection(runtime, state, socket, request[kContext] ?? new Context(request))
         connection.start()
         // An upgrade that passed its hooks while app.close() started: it is
@@ -146,7 +194,16 @@ export function createRouteDecorator (runtime: Runtime<Connection>, safety: Json
           request[kContext] = ctx
           done()
         }
-        const reject = (error: unknown): void => { done(rejection(error, reply)) }
+        const reject = (error: unknown): void => {
+          // A browser cannot read the HTTP answer of a refused handshake: a
+          // nexus.v1 client is accepted, then closed with 4000 + the status.
+          if (offersProtocol(request)) {
+            request[kRefused] = refusalClose(error)
+            done()
+            return
+          }
+          done(rejection(error, reply))
+        }
         let result: unknown
         try {
           result = auth(ctx)

@@ -371,7 +371,7 @@ t.test('the path in an invalid route error is the one given', async (t) => {
   const app = await register(t, {})
   t.throws(() => app.ws('/ws/game/:id', { rooms: 'no' as unknown as boolean }), {
     code: 'FST_NEXUS_INVALID_ROUTE',
-    message: /^Invalid ws route "\/ws\/game\/:id": "rooms" must be a boolean, received the string "no"$/
+    message: /^Invalid ws route "\/ws\/game\/:id": "rooms" must be a boolean or { authorize, maxRooms, timeout }, received the string "no"$/
   })
 })
 

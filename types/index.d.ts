@@ -220,9 +220,12 @@ declare namespace nexusRealtime {
     onError?: (socket: WebSocket, error: Error, ctx: WebSocketContext<G>) => HandlerResult
     /**
      * With `false`, joining a room with a socket of this route throws `FST_NEXUS_ROOMS_DISABLED`.
+     * An object enables rooms and lets `nexus.v1` clients subscribe to rooms
+     * themselves, each subscribe checked by `authorize` (without it, every
+     * subscribe is refused with `NOT_ENABLED`).
      * @default true
      */
-    rooms?: boolean
+    rooms?: boolean | RoomsOptions<G>
     /**
      * How inbound frames are parsed: `'json'` (text frames as JSON, binary as `Buffer`),
      * `'text'` (text frames as strings, binary as `Buffer`), `'binary'` (every frame as
@@ -238,6 +241,42 @@ declare namespace nexusRealtime {
     maxBufferedBytes?: number
     /** This route's rate limit, or `false` for none. @default the plugin's `rateLimit` */
     rateLimit?: RateLimitOptions | false
+  }
+
+  /**
+   * What `authorize` answers: `true` lets the client subscribe; `false` refuses
+   * with `FORBIDDEN`; an object refuses with its own `code` and `message`, and
+   * `temporary: true` lets the client try again later.
+   */
+  export type AuthorizeResult = boolean | {
+    allow: boolean
+    /** @default 'FORBIDDEN' */
+    code?: string
+    message?: string
+    /** @default false */
+    temporary?: boolean
+  }
+
+  /** Rooms that `nexus.v1` clients subscribe to themselves. */
+  export interface RoomsOptions<G extends WebSocketRouteGeneric = WebSocketRouteGeneric> {
+    /**
+     * Decides every subscribe of a client: on its first subscribe and again on
+     * every reconnect. `params` is what the client passed with it (any JSON,
+     * untrusted). A throw refuses with `INTERNAL` (temporary) and goes to `onError`.
+     */
+    authorize?: (room: string, ctx: WebSocketContext<G>, params: unknown) => AuthorizeResult | Promise<AuthorizeResult>
+    /**
+     * Rooms one connection may hold by its own subscribes (rooms joined by
+     * server code do not count); one more is refused with `LIMIT`.
+     * @default 128
+     */
+    maxRooms?: number
+    /**
+     * Milliseconds `authorize` may take; a subscribe still waiting then is
+     * refused with `TIMEOUT` (temporary).
+     * @default 10000
+     */
+    timeout?: number
   }
 
   // ---------------------------------------------------------------- context
@@ -555,6 +594,20 @@ declare namespace nexusRealtime {
     readonly INVALID_JSON: 'INVALID_JSON'
     readonly INVALID_MESSAGE: 'INVALID_MESSAGE'
     readonly RATE_LIMITED: 'RATE_LIMITED'
+    /** `nexus.v1`: a frame that does not decode */
+    readonly INVALID_FRAME: 'INVALID_FRAME'
+    /** `nexus.v1`: a request whose handler failed (its message is never sent) */
+    readonly INTERNAL: 'INTERNAL'
+    /** `nexus.v1`: a subscribe on a route without `rooms.authorize` */
+    readonly NOT_ENABLED: 'NOT_ENABLED'
+    /** `nexus.v1`: a subscribe to a name that is not a room name */
+    readonly INVALID_ROOM: 'INVALID_ROOM'
+    /** `nexus.v1`: `authorize` refused */
+    readonly FORBIDDEN: 'FORBIDDEN'
+    /** `nexus.v1`: over `rooms.maxRooms` */
+    readonly LIMIT: 'LIMIT'
+    /** `nexus.v1`: `authorize` took longer than `rooms.timeout` */
+    readonly TIMEOUT: 'TIMEOUT'
   }
 
   /** The coded errors the plugin throws or answers with. */

@@ -28,6 +28,8 @@ import nexusRealtime, {
   type AdapterHost,
   type BroadcastOptions,
   type PublishTarget,
+  type AuthorizeResult,
+  type RoomsOptions,
   type EncodedMessage,
   type HandlerResult,
   type MessageParser,
@@ -198,6 +200,32 @@ app.ws('/ws/custom', {
 })
 expectType<ParseMode>('json' as ParseMode)
 expectAssignable<MessageParser>((data: Buffer) => data.length)
+
+// Rooms that nexus.v1 clients subscribe to themselves, each checked by authorize.
+app.ws<{ user: User }>('/ws/rooms', {
+  rooms: {
+    authorize: async (room, ctx, params) => {
+      expectType<string>(room)
+      expectType<User>(ctx.user)
+      expectType<unknown>(params)
+      if (room.startsWith('admin:')) return { allow: false, code: 'ADMIN_ONLY', message: 'Admins only' }
+      if (room === 'busy') return { allow: false, temporary: true }
+      return room.startsWith(`user:${ctx.user.id}`) || room.startsWith('chat:')
+    },
+    maxRooms: 16,
+    timeout: 2000
+  }
+})
+app.ws('/ws/rooms-sync', { rooms: { authorize: () => true } })
+expectAssignable<AuthorizeResult>(true)
+expectAssignable<AuthorizeResult>({ allow: false })
+expectNotAssignable<AuthorizeResult>({ code: 'X' })
+expectAssignable<RoomsOptions>({ maxRooms: 1 })
+expectError(app.ws('/ws/bad', { rooms: { authorize: 'yes' } }))
+expectError(app.ws('/ws/bad', { rooms: { maxRooms: '8' } }))
+expectError(app.ws('/ws/bad', { rooms: { authorize: () => 'allow' } }))
+expectType<'FORBIDDEN'>(ErrorFrameCode.FORBIDDEN)
+expectType<'INVALID_FRAME'>(ErrorFrameCode.INVALID_FRAME)
 
 // Invalid route configs.
 expectError(app.ws('/ws/bad', { rooms: 'yes' }))

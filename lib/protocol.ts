@@ -1,0 +1,93 @@
+import sjson from 'secure-json-parse'
+import type { JsonSafety } from './codec'
+import { MAX_ROOM_NAME_LENGTH } from './constants'
+
+/**
+ * The `nexus.v1` wire format (PROTOCOL.md): every frame is a kind letter, a
+ * JSON header on one line, a line feed, then the payload as it is. This file
+ * encodes and decodes frames and nothing else; what they mean is the
+ * connection's business.
+ */
+
+/** The WebSocket subprotocol a client offers to speak it. */
+export const PROTOCOL = 'nexus.v1'
+
+const LF = 0x0a
+
+/** A frame a client sent, decoded and checked once. */
+export type ClientFrame =
+  | { readonly kind: 'm', readonly payload: Buffer }
+  | { readonly kind: 'q', readonly id: number, readonly payload: Buffer }
+  | { readonly kind: 's', readonly id: number, readonly room: unknown, readonly params: unknown }
+  | { readonly kind: 'u', readonly id: number, readonly room: unknown }
+
+/** Why a frame was refused (sent back in an INVALID_FRAME error). */
+export class FrameError {
+  readonly reason: string
+  /** the request id, when the header carried a valid one */
+  readonly id: number | undefined
+  constructor (reason: string, id?: number) {
+    this.reason = reason
+    this.id = id
+  }
+}
+
+const M_EMPTY: ClientFrame = Object.freeze({ kind: 'm', payload: Buffer.alloc(0) })
+
+/** Decodes a client frame. `safety` is the app's prototype-poisoning policy, applied to headers too. */
+export function decodeClientFrame (data: Buffer, safety: JsonSafety): ClientFrame | FrameError {
+  const end = data.indexOf(LF)
+  if (end < 1) return new FrameError('a frame is a kind letter, a JSON header and a line feed')
+  const kind = String.fromCharCode(data[0])
+  const payload = data.subarray(end + 1)
+  // The common case, a message with an empty header, needs no JSON parse.
+  if (kind === 'm' && end === 3 && data[1] === 0x7b && data[2] === 0x7d) {
+    return payload.length === 0 ? M_EMPTY : { kind: 'm', payload }
+  }
+  let header: unknown
+  try {
+    header = sjson.parse(data.toString('utf8', 1, end), null, safety)
+  } catch {
+    return new FrameError('the header is not valid JSON')
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) return new FrameError('the header is not a JSON object')
+  const fields = header as { i?: unknown, r?: unknown, p?: unknown }
+  if (kind === 'm') return { kind, payload }
+  const id = fields.i
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) return new FrameError(`a "${kind}" frame needs a positive integer "i"`)
+  switch (kind) {
+    case 'q': return { kind, id, payload }
+    case 's': return { kind, id, room: fields.r, params: fields.p }
+    case 'u': return { kind, id, room: fields.r }
+    default: return new FrameError(`unknown frame kind "${kind}"`, id)
+  }
+}
+
+/** Whether a value is a room name: a string of 1 to MAX_ROOM_NAME_LENGTH characters. */
+export function isRoomName (value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ROOM_NAME_LENGTH
+}
+
+/** A frame: kind, header (an object, or its JSON already made), optional payload. */
+export function encodeFrame (kind: string, header: object | string, payload?: Buffer): Buffer {
+  const head = Buffer.from(`${kind}${typeof header === 'string' ? header : JSON.stringify(header)}\n`)
+  return payload === undefined || payload.length === 0 ? head : Buffer.concat([head, payload], head.length + payload.length)
+}
+
+/** The head of a server `m` frame: `{}` for a message to this socket, `{"r":room}` for a room's. */
+export function messageHead (room: string | null): Buffer {
+  return room === null ? DIRECT_HEAD : Buffer.from(`m{"r":${JSON.stringify(room)}}\n`)
+}
+
+/** `m{}\n`: the head of every message written to one socket. */
+export const DIRECT_HEAD = Buffer.from('m{}\n')
+
+/** The hello frame, first on every `nexus.v1` connection. */
+export function helloFrame (id: string): Buffer {
+  return encodeFrame('h', { v: 1, id })
+}
+
+/** An error frame: code, message, and the request id, room, temporary flag and details when there are. */
+export function protocolError (code: string, message: string, extra?: { i?: number, r?: string, t?: boolean, x?: unknown }): Buffer {
+  return encodeFrame('e', { c: code, m: message, ...extra })
+}
