@@ -71,7 +71,7 @@ export function isRoomName (value: unknown): value is string {
 /** A frame: kind, header (an object, or its JSON already made), optional payload. */
 export function encodeFrame (kind: string, header: object | string, payload?: Buffer): Buffer {
   const head = Buffer.from(`${kind}${typeof header === 'string' ? header : JSON.stringify(header)}\n`)
-  return payload === undefined || payload.length === 0 ? head : Buffer.concat([head, payload], head.length + payload.length)
+  return payload === undefined ? head : Buffer.concat([head, payload], head.length + payload.length)
 }
 
 /** The head of a server `m` frame: `{}` for a message to this socket, `{"r":room}` for a room's. */
