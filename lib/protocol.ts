@@ -68,9 +68,9 @@ export function isRoomName (value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= MAX_ROOM_NAME_LENGTH
 }
 
-/** A frame: kind, header (an object, or its JSON already made), optional payload. */
-export function encodeFrame (kind: string, header: object | string, payload?: Buffer): Buffer {
-  const head = Buffer.from(`${kind}${typeof header === 'string' ? header : JSON.stringify(header)}\n`)
+/** A frame: kind, header, optional payload. */
+export function encodeFrame (kind: string, header: object, payload?: Buffer): Buffer {
+  const head = Buffer.from(`${kind}${JSON.stringify(header)}\n`)
   return payload === undefined ? head : Buffer.concat([head, payload], head.length + payload.length)
 }
 
