@@ -3,7 +3,16 @@ import { mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
 import { startExample } from './helpers/examples'
-import { browserSkip, launchBrowser } from './helpers/browser'
+import { browserSkip, changed, changeLog, launchBrowser, recordChanges } from './helpers/browser'
+
+// The chat page (examples/chat/public/index.html) in Chromium, against the
+// example server run as its own process, as `npm start` runs it. The page
+// uses the official client, loaded from the server as it ships.
+
+t.setTimeout(240000)
+
+/** Reconnecting waits for the client's backoff (up to 20 s between attempts) on a busy machine. */
+const RECONNECT = 90000
 
 // CHAT_SCREENSHOT=<file.png> saves a picture of a page once two messages are in.
 const screenshot = process.env.CHAT_SCREENSHOT
@@ -24,6 +33,11 @@ async function join (browser: BrowserContext, url: string, name: string, room: s
 async function say (page: Page, text: string): Promise<void> {
   await page.locator('#text').fill(text)
   await page.getByRole('button', { name: 'Send' }).click()
+}
+
+/** How many lines of the page's messages hold `text`. */
+async function lines (page: Page, text: string): Promise<number> {
+  return await page.locator('#messages li', { hasText: text }).count()
 }
 
 t.test('chat page: two browser tabs in one room exchange messages', { skip: browserSkip }, async (t) => {
@@ -66,5 +80,103 @@ t.test('chat page: two browser tabs in one room exchange messages', { skip: brow
   await bob.close()
   await alice.locator('#messages li', { hasText: 'bob left the chat' }).waitFor()
   t.pass('closing a tab is announced')
+  t.same(errors, [], 'no errors in the pages')
+})
+
+t.test('chat page: after a server restart each tab reconnects by itself, back in its room, and sends what was typed offline once', { skip: browserSkip }, async (t) => {
+  const first = await startExample(t, 'examples/chat/server.ts')
+  const port = new URL(first.url).port
+  const browser = await launchBrowser(t)
+  const errors: string[] = []
+
+  const alice = await join(browser, first.url, 'alice', 'dev', errors)
+  const bob = await join(browser, first.url, 'bob', 'dev', errors)
+  await say(alice, 'before the restart')
+  await bob.locator('#messages li', { hasText: 'alice: before the restart' }).waitFor()
+  for (const page of [alice, bob]) await recordChanges(page, '#status')
+
+  // The server goes away: its sockets are closed with 1001 (going away).
+  first.child.kill('SIGTERM')
+  t.equal(await first.exited, 0, 'the first server exited')
+  for (const page of [alice, bob]) {
+    await page.locator('#messages li', { hasText: 'Connection lost (1001)' }).waitFor()
+    // It keeps trying: a failed attempt shows as a new disconnect.
+    await changed(page, 'disconnected Disconnected (1006)', RECONNECT)
+  }
+  t.pass('both tabs say the connection was lost, and retry')
+
+  // What is sent while the server is down is taken, and shown as waiting.
+  await say(alice, 'typed while the server was down')
+  await say(bob, 'bob typed this offline')
+  await alice.locator('#messages li.pending', { hasText: 'Waiting for the connection: typed while the server was down' }).waitFor()
+  await bob.locator('#messages li.pending', { hasText: 'Waiting for the connection: bob typed this offline' }).waitFor()
+  t.equal(await alice.locator('#text').inputValue(), '', 'the input is cleared: the message was taken')
+  t.ok(await alice.getByRole('button', { name: 'Send' }).isEnabled(), 'sending stays possible while offline')
+
+  // A new server on the same port, as after a deploy or a crash.
+  const second = await startExample(t, 'examples/chat/server.ts', { PORT: port })
+  t.equal(second.url, first.url, 'the new server listens where the old one did')
+
+  for (const [page, name] of [[alice, 'alice'], [bob, 'bob']] as const) {
+    await page.locator('#status', { hasText: `Connected as ${name} in dev` }).waitFor({ timeout: RECONNECT })
+    await page.locator('#messages li', { hasText: 'Back in dev' }).waitFor({ timeout: RECONNECT })
+    await page.locator('#messages li').getByText('Reconnected', { exact: true }).waitFor()
+  }
+  t.pass('each tab reconnected by itself and is back in its room')
+
+  // Now they talk again, both ways: they are both in dev.
+  await say(alice, 'alice is back')
+  await bob.locator('#messages li', { hasText: 'alice: alice is back' }).waitFor()
+  await say(bob, 'bob is back')
+  await alice.locator('#messages li', { hasText: 'bob: bob is back' }).waitFor()
+  t.pass('the tabs chat in their room again')
+
+  // Messages of one connection are handled in order: what was buffered went
+  // out right after the reconnect, before 'alice is back', so it is here now.
+  // Each tab shows its own offline message once: the server broadcast it to
+  // the room once, the tab being in the room again by then (the client
+  // subscribes before it sends what waited). The other tab shows it at most
+  // once: only if it had reconnected first.
+  t.equal(await lines(alice, 'alice: typed while the server was down'), 1, 'alice\'s offline message was delivered once')
+  t.equal(await lines(bob, 'bob: bob typed this offline'), 1, 'bob\'s offline message was delivered once')
+  t.ok(await lines(bob, 'alice: typed while the server was down') <= 1, 'never twice in the other tab')
+  t.ok(await lines(alice, 'bob: bob typed this offline') <= 1, 'never twice in the other tab')
+  t.equal(await alice.locator('#messages li.pending').count(), 0, 'nothing is left waiting')
+  t.equal(await lines(alice, 'Welcome alice!'), 1, 'the welcome of the new connection is not shown again')
+
+  // What the status line said, from the drop to the reconnect: the 1001 of
+  // the shutdown, then attempts and their failures, then connected.
+  const log = await changeLog(alice)
+  t.match(log[0], /^disconnected Disconnected \(1001\), retrying soon…/, 'first: disconnected, with the close code')
+  t.match(log[1], /^connecting Reconnecting \(attempt 1\)…/, 'then: reconnecting')
+  t.ok(log.some((entry) => entry.startsWith('disconnected Disconnected (1006)')), 'failed attempts while the server was down')
+  t.equal(log[log.length - 1], 'connected Connected as alice in dev', 'last: connected')
+  t.same(errors, [], 'no errors in the pages')
+})
+
+t.test('chat page: a room it may not enter is refused; a refused name closes the client for good', { skip: browserSkip }, async (t) => {
+  const example = await startExample(t, 'examples/chat/server.ts')
+  const browser = await launchBrowser(t)
+  const errors: string[] = []
+  const open = async (query: string): Promise<Page> => {
+    const page = await browser.newPage()
+    page.on('pageerror', (error) => errors.push(error.message))
+    await page.goto(`${example.url}/?${query}`)
+    await page.getByRole('button', { name: 'Join' }).click()
+    return page
+  }
+
+  // user: rooms carry private messages: the route's rooms.authorize refuses them.
+  const carol = await open('name=carol&room=user:alice')
+  await carol.locator('#messages li.error', { hasText: 'Error: Room names starting with "user:" are reserved' }).waitFor()
+  await carol.locator('#status', { hasText: 'Connected as carol in general' }).waitFor()
+  await say(carol, 'still here')
+  await carol.locator('#messages li', { hasText: 'carol: still here' }).waitFor()
+  t.pass('refused a room, the page talks in general')
+
+  // The name input takes 50 characters; a link can carry more.
+  const page = await open(`name=${'x'.repeat(51)}&room=dev`)
+  await page.locator('#status[data-state=closed]', { hasText: 'Closed (4400: A name is at most 50 characters)' }).waitFor()
+  t.ok(await page.getByRole('button', { name: 'Send' }).isDisabled(), 'nothing more can be sent')
   t.same(errors, [], 'no errors in the pages')
 })

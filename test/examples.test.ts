@@ -1,7 +1,10 @@
 import t from 'tap'
 import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { type Client, connect, rejected, type TestContext } from './helpers/server'
 import { inbox, printed, startExample } from './helpers/examples'
+import { root } from './helpers/processes'
 
 function close (t: TestContext, client: Client): void {
   t.teardown(() => client.close())
@@ -30,15 +33,22 @@ t.test('quickstart: welcome, then every message echoed', async (t) => {
   await printed(example, 'Client disconnected')
 })
 
-t.test('chat: GET / serves the page', async (t) => {
+t.test('chat: GET / serves the page, and /nexus-client.mjs the client it imports', async (t) => {
   const example = await startExample(t, 'examples/chat/server.ts')
   const response = await fetch(`${example.url}/`)
   t.equal(response.status, 200)
   t.match(response.headers.get('content-type'), /^text\/html/)
   const html = await response.text()
   t.match(html, /<!doctype html>/i)
-  t.match(html, '/ws/chat?token=')
-  t.notMatch(html, /<script[^>]+src=/, 'no external scripts')
+  t.match(html, "new NexusClient('/ws/chat', { params: { token: name } })")
+  t.match(html, "import { NexusClient } from '/nexus-client.mjs'", 'the page imports the official client')
+  t.notMatch(html, /<script[^>]+src=/, 'no other scripts')
+
+  // The client's ES module, as the package ships it.
+  const client = await fetch(`${example.url}/nexus-client.mjs`)
+  t.equal(client.status, 200)
+  t.match(client.headers.get('content-type'), /^text\/javascript/)
+  t.equal(await client.text(), await readFile(join(root, 'dist', 'client', 'index.mjs'), 'utf8'), 'dist/client/index.mjs, unchanged')
 
   const plain = await fetch(`${example.url}/ws/chat`)
   t.equal(plain.status, 404, 'a plain GET on the ws route is 404')

@@ -1,7 +1,7 @@
 // The chat of examples/chat as a Fastify plugin: the /ws/chat route of the
 // seed's Chat Application, plus the join_room / leave_room messages of its Room
-// Management section. examples/chat/server.ts and examples/react/server.ts
-// both register it.
+// Management section, and rooms on demand for the official client.
+// examples/chat/server.ts and examples/react/app.ts both register it.
 //
 // Private messages, which the seed leaves unfinished, are done with rooms:
 // every socket also joins `user:<name>`, so a private message is a broadcast
@@ -25,6 +25,17 @@ function userRoom (name: string): string {
   return USER_ROOM_PREFIX + name
 }
 
+/** Why a client may not enter this room, or `undefined` when it may. */
+function roomProblem (room: unknown): string | undefined {
+  if (typeof room !== 'string' || room === '' || room.length > MAX_ROOM_LENGTH) {
+    return `A room name is a string of at most ${MAX_ROOM_LENGTH} characters`
+  }
+  if (room.startsWith(USER_ROOM_PREFIX)) {
+    return `Room names starting with "${USER_ROOM_PREFIX}" are reserved`
+  }
+  return undefined
+}
+
 /** An Error that answers the handshake with this HTTP status. */
 function httpError (statusCode: number, message: string): Error {
   return Object.assign(new Error(message), { statusCode })
@@ -44,15 +55,12 @@ export const chat: FastifyPluginAsync = async (app) => {
    */
   function requestedRoom (socket: WebSocket, room: unknown): string | undefined {
     if (room === undefined || room === null || room === '') return 'general'
-    if (typeof room !== 'string' || room.length > MAX_ROOM_LENGTH) {
-      sendError(socket, `A room name is a string of at most ${MAX_ROOM_LENGTH} characters`)
+    const problem = roomProblem(room)
+    if (problem !== undefined) {
+      sendError(socket, problem)
       return undefined
     }
-    if (room.startsWith(USER_ROOM_PREFIX)) {
-      sendError(socket, `Room names starting with "${USER_ROOM_PREFIX}" are reserved`)
-      return undefined
-    }
-    return room
+    return room as string
   }
 
   /** The text of a chat or private message, or `undefined` after telling the client why it is refused. */
@@ -82,6 +90,18 @@ export const chat: FastifyPluginAsync = async (app) => {
         throw httpError(400, `A name is at most ${MAX_NAME_LENGTH} characters`)
       }
       return { id: generateId(), name: token || 'Anonymous' }
+    },
+
+    // Pages on the official client (the chat page) enter their room with
+    // `client.subscribe(room)` rather than a join_room message: the client
+    // subscribes again by itself after every reconnect, before it sends what
+    // was typed while offline. The rules are join_room's; raw clients keep
+    // join_room and leave_room.
+    rooms: {
+      authorize: (room) => {
+        const problem = roomProblem(room)
+        return problem === undefined ? true : { allow: false, message: problem }
+      }
     },
 
     onConnect: async (socket, ctx) => {

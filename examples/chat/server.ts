@@ -1,22 +1,37 @@
 // The seed's Chat Application with a small page at /: run it with `npm start`
 // (builds dist/ first), then open http://localhost:3000. The /ws/chat route
-// itself is in chat.ts.
+// itself is in chat.ts. The page talks to it with the official client,
+// served as it ships (the package's dist/client/index.mjs) at /nexus-client.mjs.
 import Fastify from 'fastify'
 import nexusRealtime from 'fastify-nexus-realtime'
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { chat } from './chat'
 
 const port = Number(process.env.PORT ?? 3000)
 const host = process.env.HOST ?? 'localhost'
 const page = join(__dirname, 'public', 'index.html')
+// The client's ES module, found through the package as an app finds it in
+// node_modules: `fastify-nexus-realtime/client` resolves to this file for `import`.
+const clientModule = join(dirname(require.resolve('fastify-nexus-realtime/package.json')), 'dist', 'client', 'index.mjs')
 
 async function start (): Promise<void> {
-  const app = Fastify({ logger: true })
+  const client = await readFile(clientModule)
+
+  // forceCloseConnections: once the WebSockets are closed (with 1001, their
+  // onClose run), app.close() drops the HTTP connections left. A browser
+  // holds some (Chromium opens one in advance and may never send a request
+  // on it), and Node would keep them, and the process, for up to a minute.
+  const app = Fastify({ logger: true, forceCloseConnections: true })
   await app.register(nexusRealtime)
 
   app.get('/', async (_request, reply) => {
     return reply.type('text/html; charset=utf-8').send(await readFile(page))
+  })
+
+  // The page's `import { NexusClient } from '/nexus-client.mjs'`.
+  app.get('/nexus-client.mjs', async (_request, reply) => {
+    return reply.type('text/javascript; charset=utf-8').send(client)
   })
 
   await app.register(chat)

@@ -1,19 +1,28 @@
-import { useWebSocket } from './useWebSocket'
+import type { ClientState } from 'fastify-nexus-realtime/client'
+import { useRealtime } from './useRealtime'
 
-// The seed writes ws://localhost:3000/ws/chat?token=user1; the page asks the
-// server it was loaded from instead, so it works on any host and port.
-// ?token=<name> in the page's address picks the name (default user1).
+// The seed's ChatComponent on the useRealtime hook (useWebSocket.ts keeps the
+// seed's own hook). The seed writes ws://localhost:3000/ws/chat?token=user1;
+// the client takes a path relative to the page instead, so it works on any
+// host and port, and the token as a parameter. ?token=<name> in the page's
+// address picks the name (default user1).
 const token = new URLSearchParams(window.location.search).get('token') ?? 'user1'
-const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:'
-const url = `${scheme}//${window.location.host}/ws/chat?token=${encodeURIComponent(token)}`
+
+const STATUS: Record<ClientState, string> = {
+  connecting: 'Connecting…',
+  connected: 'Connected',
+  disconnected: 'Disconnected, reconnecting…',
+  closed: 'Closed'
+}
 
 // Usage, as in the seed
 export function ChatComponent () {
-  const { messages, isConnected, send } = useWebSocket(url)
+  const { messages, state, send } = useRealtime('/ws/chat', { params: { token } })
 
   return (
     <div>
-      <p>Status: {isConnected ? 'Connected' : 'Disconnected'}</p>
+      <p>Status: <span data-state={state}>{STATUS[state]}</span></p>
+      {/* While offline the message is kept, and sent once reconnected. */}
       <button onClick={() => send({ type: 'chat', text: 'Hello!' })}>
         Send
       </button>
