@@ -4,7 +4,11 @@
  * (ws clients, or socket.io-client with `transports: ['websocket']`), counts
  * what every socket receives and acknowledges complete steps over IPC; in the
  * inbound scenario it sends pings on every socket, as far as the server's
- * acknowledgements allow.
+ * acknowledgements allow. The clients of `nexus-protocol` (all of them) and
+ * `nexus-mixed` (every second one) are ws clients that offer the `nexus.v1`
+ * subprotocol: they skip its `h` hello frame, take the payload of each `m`
+ * frame (what follows the header's line feed) for the message, and send their
+ * own messages as `m{}` frames.
  */
 import type { Duplex } from 'node:stream'
 import { io, type Socket } from 'socket.io-client'
@@ -12,8 +16,8 @@ import { WebSocket, type RawData } from 'ws'
 import { sendWithCredit } from './lib/credit'
 import { serve, tell } from './lib/ipc'
 import {
-  AUTH_TOKEN, EVENT, INBOUND_EVENT, PINGS_PER_STEP, ROOMS_PER_CLIENT, burstRoomsOf, isImpl, pingText,
-  type Ack, type ClientReport, type ConnectResult, type InboundReport, type SubscribeMessage
+  AUTH_TOKEN, EVENT, FANOUT_ROOM, INBOUND_EVENT, PINGS_PER_STEP, ROOMS_PER_CLIENT, SUBPROTOCOL, burstRoomsOf, isImpl, pingText, speaksProtocol,
+  type Ack, type ClientReport, type Impl, type ConnectResult, type InboundReport, type SubscribeMessage
 } from './lib/protocol'
 
 interface Conn {
@@ -41,8 +45,9 @@ interface Round {
 
 const MAX_SOCKETS = 20_000
 
-const impl = process.argv[2] ?? ''
-if (!isImpl(impl)) throw new Error(`unknown implementation ${impl}`)
+const implName = process.argv[2] ?? ''
+if (!isImpl(implName)) throw new Error(`unknown implementation ${implName}`)
+const impl: Impl = implName
 
 const conns: Conn[] = []
 const counts = new Uint32Array(MAX_SOCKETS)
@@ -52,25 +57,43 @@ let stray = 0
 let closedUnexpectedly = 0
 let closing = false
 let nextIndex = 0
+/** sockets that speak `nexus.v1` (the server selected it, its hello came first) */
+let protocolSockets = 0
 
-/** Checks the content of the messages socket 0 gets (one socket, so that parsing costs little). */
-function check (data: unknown, step: number): void {
+/**
+ * The sockets whose messages are checked (parsing costs little for one or
+ * two): socket 0, and the first `nexus.v1` socket when socket 0 is raw.
+ */
+const checkedProtocol = impl === 'nexus-mixed' ? 1 : 0
+
+const LF = 0x0a
+const KIND_MESSAGE = 0x6d // 'm'
+const KIND_HELLO = 0x68 // 'h'
+/** `m{}` frames carry the client's messages (PROTOCOL.md). */
+const MESSAGE_HEAD = 'm{}\n'
+
+/**
+ * Checks the content of a message a checked socket got; `room` is the room a
+ * `nexus.v1` frame's header named (undefined for a raw socket), which must be
+ * the room the message was broadcast to.
+ */
+function check (data: unknown, step: number, room?: unknown): void {
   if (round === null) return
-  const message = (Buffer.isBuffer(data) ? JSON.parse(data.toString()) : data) as { type?: string, seq?: number, tick?: number }
+  const message = (Buffer.isBuffer(data) ? JSON.parse(data.toString()) : data) as { type?: string, seq?: number, tick?: number, symbol?: string }
   const ok = round.kind === 'fanout'
-    ? message.type === 'tick' && message.seq === step
-    : message.type === 'price_update' && message.tick === Math.ceil(step / round.per)
+    ? message.type === 'tick' && message.seq === step && (room === undefined || room === FANOUT_ROOM)
+    : message.type === 'price_update' && message.tick === Math.ceil(step / round.per) && (room === undefined || room === `stock:${message.symbol}`)
   if (!ok) mismatches++
 }
 
-function received (index: number, data: unknown): void {
+function received (index: number, data: unknown, room?: unknown): void {
   const count = ++counts[index]
   const current = round
   if (current === null) {
     stray++
     return
   }
-  if (index === 0) check(data, count)
+  if (index === 0 || (room !== undefined && index === checkedProtocol)) check(data, count, room)
   if (count % current.per !== 0) return
   const step = count / current.per
   if (step > current.steps) {
@@ -92,7 +115,8 @@ function lost (): void {
 
 function openWs (port: number, path: string, index: number): Promise<Conn> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(`ws://127.0.0.1:${port}${path}?i=${index}&token=${AUTH_TOKEN}`, { perMessageDeflate: false })
+    const url = `ws://127.0.0.1:${port}${path}?i=${index}&token=${AUTH_TOKEN}`
+    const socket = new WebSocket(url, { perMessageDeflate: false })
     const fail = (error: Error): void => {
       socket.terminate()
       reject(error)
@@ -112,6 +136,61 @@ function openWs (port: number, path: string, index: number): Promise<Conn> {
         // ws's own field: the net.Socket under the WebSocket.
         tcp: () => (socket as unknown as { _socket?: Duplex })._socket
       })
+    })
+  })
+}
+
+/**
+ * A ws client that speaks `nexus.v1`: it resolves once the server selected
+ * the subprotocol and its `h` hello frame arrived. Each `m` frame's payload
+ * (what follows the first line feed) is then handled as a raw client's
+ * message; for a checked socket, the header is parsed too. Any other frame,
+ * or a second hello, counts as stray (the round fails).
+ */
+function openProtocol (port: number, path: string, index: number): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    const url = `ws://127.0.0.1:${port}${path}?i=${index}&token=${AUTH_TOKEN}`
+    const socket = new WebSocket(url, SUBPROTOCOL, { perMessageDeflate: false })
+    const checked = index === checkedProtocol
+    let hello = false
+    const fail = (error: Error): void => {
+      socket.terminate()
+      reject(error)
+    }
+    const conn: Conn = {
+      index,
+      close: () => socket.terminate(),
+      subscribe: (message) => socket.send(MESSAGE_HEAD + JSON.stringify(message)),
+      ping: (n) => socket.send(MESSAGE_HEAD + pingText(n)),
+      tcp: () => (socket as unknown as { _socket?: Duplex })._socket
+    }
+    socket.once('error', fail)
+    socket.once('unexpected-response', (_req, res) => fail(new Error(`HTTP ${res.statusCode}`)))
+    socket.once('open', () => {
+      if (socket.protocol !== SUBPROTOCOL) fail(new Error(`the server did not select ${SUBPROTOCOL} (got "${socket.protocol}")`))
+    })
+    socket.once('close', (code) => {
+      if (!hello) fail(new Error(`closed with ${code} before the hello`))
+    })
+    // Listening from the start: the hello may come in the same read as the handshake's answer.
+    socket.on('message', (data: RawData) => {
+      const frame = data as Buffer
+      const kind = frame[0]
+      if (kind === KIND_MESSAGE && hello) {
+        const end = frame.indexOf(LF)
+        const payload = frame.subarray(end + 1)
+        if (!checked) received(index, payload)
+        else received(index, payload, (JSON.parse(frame.toString('utf8', 1, end)) as { r?: unknown }).r ?? null)
+      } else if (kind === KIND_HELLO && !hello) {
+        hello = true
+        protocolSockets++
+        socket.off('error', fail)
+        socket.on('error', () => {})
+        socket.on('close', lost)
+        resolve(conn)
+      } else {
+        stray++
+      }
     })
   })
 }
@@ -145,7 +224,8 @@ function openSocketIo (port: number, index: number): Promise<Conn> {
 }
 
 function open (port: number, path: string, index: number): Promise<Conn> {
-  return impl === 'socket.io' ? openSocketIo(port, index) : openWs(port, path, index)
+  if (impl === 'socket.io') return openSocketIo(port, index)
+  return speaksProtocol(impl, index) ? openProtocol(port, path, index) : openWs(port, path, index)
 }
 
 /** Opens `n` connections, at most `concurrency` handshakes in flight, within `timeoutMs`. */
@@ -255,6 +335,7 @@ serve({
     const closed = conns.length
     conns.length = 0
     nextIndex = 0
+    protocolSockets = 0
     return closed
   },
   prepare: ({ kind, steps, ackEvery }: { kind: 'fanout' | 'burst', steps: number, ackEvery: number }) => {
@@ -285,7 +366,8 @@ serve({
       complete: current?.complete ?? 0,
       mismatches,
       stray,
-      closedUnexpectedly
+      closedUnexpectedly,
+      protocolSockets
     }
   }
 }, (message: Ack) => {

@@ -7,7 +7,10 @@
  * when `taskset` and two CPUs are there; loopback only. Every scenario runs
  * the implementations interleaved (the order rotates each repeat) and keeps
  * the median of the repeats; each figure is reported as a ratio to raw ws
- * from the same run, with the CPU that other processes used meanwhile.
+ * from the same run, with the CPU that other processes used meanwhile. The
+ * plugin with `nexus.v1` clients (`nexus-protocol`, `nexus-mixed`) runs in the
+ * broadcast scenarios, and gets its own table: ratios to raw ws and to the
+ * plugin with raw clients, and the protocol encodings per broadcast.
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
@@ -19,10 +22,10 @@ import { available as procAvailable, noiseBetween, snapshot, NOISE_THRESHOLD_COR
 import { diffPerConnection, heapMarkdown, tallySnapshot } from './lib/heap'
 import { profileMarkdown, summarizeProfile, type CpuProfile } from './lib/profile'
 import {
-  AUTH_PATH, BURST_ROOMS, FANOUT_ROOM, IMPLS, LABELS, PATH, ROOMS_PER_CLIENT, burstRoomsOf, isImpl,
-  PINGS_PER_STEP, type ClientReport, type ConnectResult, type Impl, type InboundReport, type InboundResult, type MemorySample, type Timing
+  AUTH_PATH, BURST_ROOMS, FANOUT_ROOM, IMPLS, LABELS, PATH, PROTOCOL_IMPLS, ROOMS_PER_CLIENT, burstRoomsOf, isImpl, isProtocolImpl, protocolClients, takesPart,
+  PINGS_PER_STEP, type ClientReport, type ConnectResult, type FlowTiming, type Impl, type InboundReport, type InboundResult, type MemorySample, type Scenario, type Timing
 } from './lib/protocol'
-import { markdownTable, summarize, textTable, type Metric, type Row } from './lib/report'
+import { markdownTable, protocolMarkdown, protocolText, protocolSummary, summarize, textTable, type Metric, type Row } from './lib/report'
 import { median } from './lib/stats'
 
 /** Warm-up rounds of the connection-rate scenario, per implementation. */
@@ -33,6 +36,9 @@ const RESULTS = path.join(__dirname, 'results')
 
 // ------------------------------------------------------------ plans
 
+/** The broadcast scenarios: the server's command of the same name sends, the client counts. */
+type FlowKind = 'fanout' | 'fanout-async' | 'burst'
+
 interface Plan {
   mode: 'quick' | 'full'
   /** measured rounds per implementation and scenario */
@@ -42,6 +48,8 @@ interface Plan {
   connect: { n: number, warm: number, repeats: number }
   /** `steps` broadcasts to one room of `n` clients */
   fanout: Array<{ n: number, steps: number }>
+  /** the same, each broadcast made by an async function after an await (the implementations of ASYNC_FANOUT_IMPLS only) */
+  fanoutAsync: Array<{ n: number, steps: number }>
   /** `steps` ticks, each broadcasting to every burst room in one event-loop turn */
   burst: Array<{ n: number, steps: number }>
   /** `steps` steps of the `n` clients, each PINGS_PER_STEP pings from every client in one event-loop turn */
@@ -55,6 +63,7 @@ const FULL: Plan = {
   concurrency: 128,
   connect: { n: 2000, warm: 2000, repeats: 5 },
   fanout: [{ n: 100, steps: 1000 }, { n: 1000, steps: 200 }, { n: 5000, steps: 40 }],
+  fanoutAsync: [{ n: 1000, steps: 100 }],
   burst: [{ n: 1000, steps: 60 }],
   inbound: [{ n: 100, steps: 300 }],
   memory: { ns: [1000, 5000], repeats: 3 }
@@ -66,6 +75,7 @@ const QUICK: Plan = {
   concurrency: 128,
   connect: { n: 2000, warm: 1000, repeats: 2 },
   fanout: [{ n: 100, steps: 200 }, { n: 1000, steps: 30 }, { n: 5000, steps: 8 }],
+  fanoutAsync: [{ n: 1000, steps: 30 }],
   burst: [{ n: 1000, steps: 8 }],
   inbound: [{ n: 100, steps: 200 }],
   memory: { ns: [1000, 5000], repeats: 1 }
@@ -92,6 +102,8 @@ interface Args {
   plan: Plan
   chart?: string
   impls: Impl[]
+  /** --impls was given */
+  implsGiven: boolean
   profile: boolean
   write: boolean
 }
@@ -100,8 +112,9 @@ const USAGE = `Usage: npm run bench -- [--quick] [--repeats=N] [--impls=ws,nexus
 
   --quick       the short suite (under a minute)
   --repeats=N   measured rounds per implementation and scenario
-  --impls=LIST  implementations to run (raw ws is always included); also the
-                probes ${['ws-frame', 'ws-frame-cork'].join(', ')}
+  --impls=LIST  implementations to run (raw ws is always included, and nexus
+                with ${PROTOCOL_IMPLS.join(' or ')}): ${[...IMPLS, ...PROTOCOL_IMPLS].join(', ')};
+                also the probes ws-frame-list, ws-frame, ws-frame-cork
   --profile     CPU-profile (node --cpu-prof) the plugin's and raw ws's fan-out
                 servers and summarise where the broadcast time goes
   --no-write    print the results only
@@ -110,7 +123,8 @@ const USAGE = `Usage: npm run bench -- [--quick] [--repeats=N] [--impls=ws,nexus
 function parseArgs (argv: string[]): Args {
   let plan = FULL
   let repeats: number | undefined
-  let impls: Impl[] = [...IMPLS]
+  let impls: Impl[] = [...IMPLS, ...PROTOCOL_IMPLS]
+  let implsGiven = false
   let profile = false
   let write = true
   let chart: string | undefined
@@ -126,6 +140,9 @@ function parseArgs (argv: string[]): Args {
       const names = value.split(',').map((item) => item.trim()).filter(Boolean)
       for (const item of names) if (!isImpl(item)) throw new Error(`unknown implementation ${item}\n\n${USAGE}`)
       impls = ['ws', ...(names as Impl[]).filter((item) => item !== 'ws')]
+      // The protocol figures are also ratios to the plugin with raw clients.
+      if (impls.some(isProtocolImpl) && !impls.includes('nexus')) impls.splice(1, 0, 'nexus')
+      implsGiven = true
     } else if (name === '--help' || name === '-h') {
       console.log(USAGE)
       process.exit(0)
@@ -133,7 +150,7 @@ function parseArgs (argv: string[]): Args {
       throw new Error(`unknown argument ${arg}\n\n${USAGE}`)
     }
   }
-  return { plan: repeats === undefined ? plan : { ...plan, repeats, connect: { ...plan.connect, repeats } }, impls, profile, write, ...(chart === undefined ? {} : { chart }) }
+  return { plan: repeats === undefined ? plan : { ...plan, repeats, connect: { ...plan.connect, repeats } }, impls, implsGiven, profile, write, ...(chart === undefined ? {} : { chart }) }
 }
 
 // ------------------------------------------------------------ the machine
@@ -340,9 +357,14 @@ class Suite {
   }
 
   /** The implementations in the order of repeat `r`: rotated, so that none always runs first. */
-  order (r: number): Impl[] {
-    const shift = r % this.impls.length
-    return [...this.impls.slice(shift), ...this.impls.slice(0, shift)]
+  order (r: number, impls: readonly Impl[] = this.impls): Impl[] {
+    const shift = r % impls.length
+    return [...impls.slice(shift), ...impls.slice(0, shift)]
+  }
+
+  /** The implementations of this run that take part in a scenario. */
+  participants (scenario: Scenario): Impl[] {
+    return this.impls.filter((impl) => takesPart(impl, scenario))
   }
 
   pair (impl: Impl): Pair {
@@ -391,15 +413,16 @@ class Suite {
     const cpu = this.metric('connect.cpu', scenario, 'server CPU per connection (plugin with auth)', 'µs/conn', 'lower', false, false)
     // Several warm-up rounds: accepting runs through Fastify's whole request
     // path, whose JIT tiers settle only after a few thousand handshakes.
+    const impls = this.participants('connect')
     for (let round = 0; round < CONNECT_WARM_ROUNDS; round++) {
-      for (const impl of this.impls) {
+      for (const impl of impls) {
         const pair = this.pair(impl)
         await this.connect(pair, warm, impl === 'nexus' ? AUTH_PATH : PATH)
         await this.disconnect(pair)
       }
     }
     for (let r = 0; r < this.plan.connect.repeats; r++) {
-      for (const impl of this.order(r)) {
+      for (const impl of this.order(r, impls)) {
         const pair = this.pair(impl)
         const before = snapshot(this.pids)
         await pair.server.call('mark')
@@ -424,22 +447,25 @@ class Suite {
     }
   }
 
-  /** Connects `n` clients to every server, measuring idle memory per connection on the way when asked. */
-  async connectAll (n: number, memoryRepeats: number): Promise<void> {
-    if (memoryRepeats === 0) {
-      for (const impl of this.impls) {
-        const pair = this.pair(impl)
-        await this.disconnect(pair)
-        await this.connect(pair, n, PATH)
-        await this.waitRooms(pair, [FANOUT_ROOM], [n])
-      }
-      return
+  /**
+   * Connects `n` clients to every server of `impls`, measuring idle memory
+   * per connection on the way when asked (for those that take part in it).
+   */
+  async connectAll (n: number, memoryRepeats: number, impls: readonly Impl[] = this.impls): Promise<void> {
+    const measured = memoryRepeats === 0 ? [] : impls.filter((impl) => takesPart(impl, 'memory'))
+    for (const impl of impls) {
+      if (measured.includes(impl)) continue
+      const pair = this.pair(impl)
+      await this.disconnect(pair)
+      await this.connect(pair, n, PATH)
+      await this.waitRooms(pair, [FANOUT_ROOM], [n])
     }
+    if (measured.length === 0) return
     const heap = this.metric(`memory.${n}.heap`, `Idle memory, ${n.toLocaleString('en-US')} connections`, 'server heap per connection (after GC)', 'KB/conn', 'lower', true)
     // RSS moves in pages and the allocator keeps freed memory: recorded, not tabled.
     const rss = this.metric(`memory.${n}.rss`, `Idle memory, ${n.toLocaleString('en-US')} connections`, 'server RSS per connection', 'KB/conn', 'lower', false, false)
     for (let r = 0; r < memoryRepeats; r++) {
-      for (const impl of this.order(r)) {
+      for (const impl of this.order(r, measured)) {
         const pair = this.pair(impl)
         await this.disconnect(pair)
         const before = snapshot(this.pids)
@@ -459,41 +485,63 @@ class Suite {
     }
   }
 
-  /** One measured round of fan-out or burst: server CPU and wall time for `steps` steps, every message delivered. */
-  async flowRound (pair: Pair, kind: 'fanout' | 'burst', n: number, steps: number): Promise<{ timing: Timing, report: ClientReport, noise: Noise, ok: boolean }> {
-    const window = kind === 'fanout' ? fanoutWindow(n) : burstWindow(n)
-    await pair.client.call('prepare', { kind, steps, ackEvery: Math.max(1, Math.floor(window / 4)) })
+  /**
+   * One measured round of fan-out (sync or async) or burst: server CPU and
+   * wall time for `steps` steps, every message delivered, and the broadcasts
+   * and protocol encodings the server counted.
+   */
+  async flowRound (pair: Pair, kind: FlowKind, n: number, steps: number): Promise<{ timing: FlowTiming, report: ClientReport, noise: Noise, ok: boolean, note?: string }> {
+    const window = kind === 'burst' ? burstWindow(n) : fanoutWindow(n)
+    // The clients count the async fan-out's messages as the fan-out's: only the server's way of sending differs.
+    await pair.client.call('prepare', { kind: kind === 'burst' ? 'burst' : 'fanout', steps, ackEvery: Math.max(1, Math.floor(window / 4)) })
     const before = snapshot(this.pids)
-    const timing = await pair.server.call<Timing>(kind, { steps, window }, 75_000)
+    const timing = await pair.server.call<FlowTiming>(kind, { steps, window }, 75_000)
     const noise = noiseBetween(before, snapshot(this.pids), [pair.server.pid, pair.client.pid, process.pid])
     const report = await pair.client.call<ClientReport>('report')
-    const ok = !timing.timedOut && report.received === report.expected && report.mismatches === 0 && report.stray === 0 && report.closedUnexpectedly === 0
-    return { timing, report, noise, ok }
+    // The mix of clients is what the implementation says (the server selected nexus.v1 for every client that offered it).
+    const protocolSockets = protocolClients(pair.impl, report.sockets)
+    const ok = !timing.timedOut && report.received === report.expected && report.mismatches === 0 && report.stray === 0 && report.closedUnexpectedly === 0 &&
+      report.protocolSockets === protocolSockets
+    if (ok) return { timing, report, noise, ok }
+    const note = `received ${report.received} of ${report.expected}, ${report.mismatches} wrong, ${report.stray} stray, ${report.closedUnexpectedly} closed` +
+      `${report.protocolSockets === protocolSockets ? '' : `, ${report.protocolSockets} nexus.v1 sockets instead of ${protocolSockets}`}${timing.timedOut ? ', out of time' : ''}`
+    return { timing, report, noise, ok, note }
   }
 
-  async flow (kind: 'fanout' | 'burst', n: number, steps: number): Promise<Array<[number, number]>> {
+  async flow (kind: FlowKind, n: number, steps: number): Promise<Array<[number, number]>> {
+    const clients = `${n.toLocaleString('en-US')} clients`
     const label = kind === 'fanout'
-      ? `Fan-out, ${n.toLocaleString('en-US')} clients in one room`
-      : `Burst, ${n.toLocaleString('en-US')} clients, ${BURST_ROOMS.length} rooms × ${ROOMS_PER_CLIENT} per client`
+      ? `Fan-out, ${clients} in one room`
+      : kind === 'fanout-async'
+        ? `Fan-out from an async function, ${clients} in one room`
+        : `Burst, ${clients}, ${BURST_ROOMS.length} rooms × ${ROOMS_PER_CLIENT} per client`
+    const impls = this.participants(kind)
     const cpu = this.metric(`${kind}.${n}.cpu`, label, 'server CPU per delivered message', 'µs/msg', 'lower', true)
     const rate = this.metric(`${kind}.${n}.rate`, label, 'delivered messages per second', 'msg/s', 'higher', false)
+    // Neither charted nor tabled with the others (raw ws has none): the protocol table shows it.
+    const encodings = this.metric(`${kind}.${n}.encodings`, label, 'nexus.v1 encodings per broadcast', 'enc/broadcast', 'lower', false, false)
     const windows: Array<[number, number]> = []
     // One unmeasured round each, so that every server's hot path is optimised
     // before it counts (the quick suite warms up before its first flow scenario only).
     if (this.plan.mode === 'full' || !this.warmed) {
-      for (const impl of this.impls) await this.flowRound(this.pair(impl), kind, n, Math.max(2, Math.ceil(steps / 4)))
+      for (const impl of impls) await this.flowRound(this.pair(impl), kind, n, Math.max(2, Math.ceil(steps / 4)))
       this.warmed = true
     }
     for (let r = 0; r < this.plan.repeats; r++) {
-      for (const impl of this.order(r)) {
-        const { timing, report, noise, ok } = await this.flowRound(this.pair(impl), kind, n, steps)
-        const values = { cpuUsPerMsg: timing.cpuUs / report.received, msgPerSec: report.received / (timing.wallMs / 1000), delivered: report.received, cpuUs: timing.cpuUs, wallMs: timing.wallMs }
+      for (const impl of this.order(r, impls)) {
+        const { timing, report, noise, ok, note } = await this.flowRound(this.pair(impl), kind, n, steps)
+        const values: Record<string, number> = { cpuUsPerMsg: timing.cpuUs / report.received, msgPerSec: report.received / (timing.wallMs / 1000), delivered: report.received, cpuUs: timing.cpuUs, wallMs: timing.wallMs, broadcasts: timing.broadcasts }
+        if (timing.encodings !== null) {
+          values.encodings = timing.encodings
+          values.encodingsPerBroadcast = timing.encodings / timing.broadcasts
+          this.record(encodings, impl, ok ? values.encodingsPerBroadcast : null, noise)
+        }
         this.record(cpu, impl, ok ? values.cpuUsPerMsg : null, noise)
         this.record(rate, impl, ok ? values.msgPerSec : null, noise)
-        const note = ok ? undefined : `received ${report.received} of ${report.expected}, ${report.mismatches} wrong, ${report.stray} stray, ${report.closedUnexpectedly} closed${timing.timedOut ? ', out of time' : ''}`
         this.rounds.push({ scenario: `${kind}-${n}`, impl, repeat: r, ok, values, noise, ...(note === undefined ? {} : { note }) })
         if (impl === 'nexus') windows.push([timing.startUs, timing.endUs])
-        this.log(`${kind} ${n} ${impl.padEnd(18)} ${values.cpuUsPerMsg.toFixed(2)} µs CPU/msg, ${Math.round(values.msgPerSec).toLocaleString('en-US')} msg/s${noise.flagged ? `  (noise ${noise.foreignCores.toFixed(2)} cores)` : ''}${note === undefined ? '' : `  FAILED: ${note}`}`)
+        const encoded = timing.encodings === null ? '' : `, ${values.encodingsPerBroadcast.toFixed(2)} nexus.v1 enc/broadcast`
+        this.log(`${kind} ${n} ${impl.padEnd(18)} ${values.cpuUsPerMsg.toFixed(2)} µs CPU/msg, ${Math.round(values.msgPerSec).toLocaleString('en-US')} msg/s${encoded}${noise.flagged ? `  (noise ${noise.foreignCores.toFixed(2)} cores)` : ''}${note === undefined ? '' : `  FAILED: ${note}`}`)
       }
     }
     return windows
@@ -534,9 +582,10 @@ class Suite {
     // The noise of a round that could not run.
     const quiet: Noise = { wallMs: 0, foreignCores: 0, siblingCores: 0, stealCores: 0, flagged: false }
     // One unmeasured round each, in the quick suite too: the fan-out rounds did not warm the inbound path.
-    for (const impl of this.impls) await this.inboundRound(this.pair(impl), n, Math.max(2, Math.ceil(steps / 4)))
+    const impls = this.participants('inbound')
+    for (const impl of impls) await this.inboundRound(this.pair(impl), n, Math.max(2, Math.ceil(steps / 4)))
     for (let r = 0; r < this.plan.repeats; r++) {
-      for (const impl of this.order(r)) {
+      for (const impl of this.order(r, impls)) {
         const round = await this.inboundRound(this.pair(impl), n, steps)
         if ('problem' in round) {
           this.record(cpu, impl, null, quiet)
@@ -562,7 +611,7 @@ class Suite {
       for (let i = 0; i < n; i++) if (burstRoomsOf(i).includes(room)) size++
       return size
     })
-    for (const impl of this.impls) {
+    for (const impl of this.participants('burst')) {
       const pair = this.pair(impl)
       await pair.client.call('subscribe')
       await this.waitRooms(pair, [...BURST_ROOMS], sizes)
@@ -573,12 +622,22 @@ class Suite {
     const plan = this.plan
     this.log(`connection rate: ${plan.connect.n} connections × ${plan.connect.repeats} repeats`)
     await this.connectionRate()
-    const ns = [...new Set([...plan.fanout.map((f) => f.n), ...plan.burst.map((b) => b.n), ...plan.inbound.map((i) => i.n), ...plan.memory.ns])].sort((a, b) => a - b)
+    const ns = [...new Set([...plan.fanout.map((f) => f.n), ...plan.fanoutAsync.map((f) => f.n), ...plan.burst.map((b) => b.n), ...plan.inbound.map((i) => i.n), ...plan.memory.ns])].sort((a, b) => a - b)
     for (const n of ns) {
+      // The scenarios at this size, and the implementations that take part in one of them.
+      const scenarios: Scenario[] = []
+      if (plan.fanout.some((f) => f.n === n)) scenarios.push('fanout')
+      if (plan.fanoutAsync.some((f) => f.n === n)) scenarios.push('fanout-async')
+      if (plan.burst.some((b) => b.n === n)) scenarios.push('burst')
+      if (plan.inbound.some((i) => i.n === n)) scenarios.push('inbound')
+      if (plan.memory.ns.includes(n)) scenarios.push('memory')
+      const impls = this.impls.filter((impl) => scenarios.some((scenario) => takesPart(impl, scenario)))
       this.log(`${n} clients per implementation`)
-      await this.connectAll(n, plan.memory.ns.includes(n) ? plan.memory.repeats : 0)
+      await this.connectAll(n, plan.memory.ns.includes(n) ? plan.memory.repeats : 0, impls)
       const fanout = plan.fanout.find((f) => f.n === n)
       if (fanout !== undefined) await this.flow('fanout', n, fanout.steps)
+      const fanoutAsync = plan.fanoutAsync.find((f) => f.n === n)
+      if (fanoutAsync !== undefined) await this.flow('fanout-async', n, fanoutAsync.steps)
       const burst = plan.burst.find((b) => b.n === n)
       if (burst !== undefined) {
         await this.subscribeAll(n)
@@ -605,7 +664,8 @@ class Suite {
 async function profile (args: Args, pinning: Pinning | null, stamp: string): Promise<void> {
   const dir = path.join(RESULTS, `profile-${stamp}`)
   mkdirSync(dir, { recursive: true })
-  const impls: Impl[] = ['ws', 'fastify-websocket', 'nexus', ...args.impls.filter((impl) => !['ws', 'fastify-websocket', 'nexus'].includes(impl))]
+  // The protocol implementations only when named with --impls (they run by default in the suite).
+  const impls: Impl[] = ['ws', 'fastify-websocket', 'nexus', ...(args.implsGiven ? args.impls.filter((impl) => !['ws', 'fastify-websocket', 'nexus'].includes(impl)) : [])]
   const n = 1000
   const steps = 300
   const pairs = await startPairs(impls, pinning, () => ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200'])
@@ -682,8 +742,8 @@ async function profile (args: Args, pinning: Pinning | null, stamp: string): Pro
 /** Table order: fan-out, burst, inbound, memory, connections; by size within each; main figure first. */
 function rank (key: string): number {
   const [kind, n, figure] = key.split('.')
-  const kinds = ['fanout', 'burst', 'inbound', 'memory', 'connect']
-  const figures = kind === 'connect' ? ['capacity', 'rate', 'cpu'] : ['cpu', 'heap', 'rate', 'rss']
+  const kinds = ['fanout', 'fanout-async', 'burst', 'inbound', 'memory', 'connect']
+  const figures = kind === 'connect' ? ['capacity', 'rate', 'cpu'] : ['cpu', 'heap', 'rate', 'rss', 'encodings']
   const size = Number(n)
   return kinds.indexOf(kind) * 1e9 + (Number.isFinite(size) ? size : 0) * 10 + figures.indexOf(figure ?? n)
 }
@@ -697,7 +757,7 @@ function redraw (file: string): void {
   const saved = JSON.parse(readFileSync(file, 'utf8')) as {
     mode: string, date: string, environment: { cpus: string }, plan: Plan, noise: { flaggedRounds: number, rounds: number }, results: Row[]
   }
-  const impls = IMPLS.filter((impl) => saved.results.some((row) => row.figures[impl] !== undefined))
+  const impls = [...IMPLS, ...PROTOCOL_IMPLS].filter((impl) => saved.results.some((row) => row.figures[impl] !== undefined))
   const out = file.replace(/\.json$/, '.svg')
   writeFileSync(out, chartSvg(saved.results, impls, captionOf(saved.mode, saved.date, saved.environment.cpus, saved.plan.repeats, saved.noise.flaggedRounds, saved.noise.rounds)))
   console.log(`written: ${path.relative(ROOT, out)}`)
@@ -797,9 +857,16 @@ async function main (): Promise<void> {
   }
 
   const table = markdownTable(rows, args.impls)
+  const protocol = protocolSummary(rows)
+  const protocolTable = protocol.length === 0 ? '' : protocolMarkdown(protocol)
   console.log('')
   console.log(textTable(rows, args.impls))
   console.log('')
+  if (protocol.length > 0) {
+    console.log('nexus.v1 clients: server CPU per delivered message, ratios to raw ws and to the plugin with raw clients; nexus.v1 encodings per broadcast')
+    console.log(protocolText(protocol))
+    console.log('')
+  }
   console.log(`noise: ${noiseSummary.verdict}; median foreign CPU ${noiseSummary.medianForeignCores.toFixed(2)} cores, max ${noiseSummary.maxForeignCores.toFixed(2)}; background before the run ${background.toFixed(2)} cores`)
   console.log(`wall time: ${wallSeconds.toFixed(0)} s`)
 
@@ -815,17 +882,22 @@ async function main (): Promise<void> {
     plan: args.plan,
     windows: {
       fanout: Object.fromEntries(args.plan.fanout.map((f) => [f.n, fanoutWindow(f.n)])),
+      fanoutAsync: Object.fromEntries(args.plan.fanoutAsync.map((f) => [f.n, fanoutWindow(f.n)])),
       burstTicks: Object.fromEntries(args.plan.burst.map((b) => [b.n, burstWindow(b.n)])),
       inboundSteps: Object.fromEntries(args.plan.inbound.map((i) => [i.n, inboundWindow(i.n)]))
     },
     noise: noiseSummary,
     results: rows,
+    protocol,
     rounds: suite.rounds
   }, null, 2) + '\n')
   writeFileSync(`${base}.svg`, chartSvg(rows, args.impls, caption))
-  writeFileSync(`${base}.md`, `${caption}\n\n${table}\n\nNoise: ${noiseSummary.verdict}.\n`)
-  if (args.plan.mode === 'full' && args.impls.length === IMPLS.length && args.impls.every((impl) => (IMPLS as readonly string[]).includes(impl))) {
-    updateReadme(table, `${base}.svg`, `${base}.json`, startedAt.toISOString().slice(0, 10))
+  const tables = protocolTable === '' ? table : `${table}\n\nWith \`nexus.v1\` clients (server CPU per delivered message; ratios to raw ws and to the plugin with raw clients, same run):\n\n${protocolTable}`
+  writeFileSync(`${base}.md`, `${caption}\n\n${tables}\n\nNoise: ${noiseSummary.verdict}.\n`)
+  // A full run of every implementation (the protocol ones included or not, no probe) is the README's.
+  const suiteImpls: readonly string[] = [...IMPLS, ...PROTOCOL_IMPLS]
+  if (args.plan.mode === 'full' && IMPLS.every((impl) => args.impls.includes(impl)) && args.impls.every((impl) => suiteImpls.includes(impl))) {
+    updateReadme(tables, `${base}.svg`, `${base}.json`, startedAt.toISOString().slice(0, 10))
   }
   console.log(`written: ${['json', 'svg', 'md'].map((ext) => path.relative(ROOT, `${base}.${ext}`)).join(', ')}`)
 }

@@ -5,10 +5,14 @@
  * connection joins the `all` room on connect, joins the rooms a `subscribe`
  * message names, counts the `ping` messages it receives (the inbound
  * scenario) with the same synchronous handler, and leaves its rooms when it
- * closes.
+ * closes. `nexus-protocol` and `nexus-mixed` run the plugin's server (their
+ * clients differ); in every plugin server, the `nexus.v1` encodings the
+ * plugin builds are counted (`countEncodings`).
  */
 import { createServer, type Server as HttpServer } from 'node:http'
+import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
+import path from 'node:path'
 import type { Duplex } from 'node:stream'
 import { writeHeapSnapshot } from 'node:v8'
 import Fastify from 'fastify'
@@ -20,7 +24,7 @@ import { sendWithCredit } from './lib/credit'
 import { serve, tell } from './lib/ipc'
 import {
   AUTH_PATH, AUTH_TOKEN, BURST_ROOMS, EVENT, FANOUT_ROOM, INBOUND_EVENT, PATH, isImpl, priceUpdate, tickMessage,
-  type Ack, type Impl, type InboundMessage, type InboundResult, type MemorySample, type PingMessage, type Timing
+  type Ack, type FlowTiming, type Impl, type InboundMessage, type InboundResult, type MemorySample, type PingMessage, type Timing
 } from './lib/protocol'
 
 /** What the driver needs from an implementation. */
@@ -221,7 +225,45 @@ async function socketIo (): Promise<Target> {
 
 // ------------------------------------------------------------ this plugin, through its public entry
 
+/** The `nexus.v1` forms of messages the plugin has built in this process; null when they cannot be counted. */
+let encodings: number | null = null
+
+/**
+ * Counts the `nexus.v1` forms of messages the plugin builds, by wrapping
+ * `Encoded.prototype.wrap` of its dist/codec.js: the module the plugin
+ * itself loaded (next to the entry the package name resolves to, and already
+ * in require's cache). `protocolFor` builds a message's protocol form at
+ * most once per room and shares it among every protocol socket, so each call
+ * of `wrap` is one encoding, whatever the number of sockets. Patched here,
+ * in the benchmark server's process only; lib/ is not touched. When dist/
+ * has no such method (the code moved), nothing is counted and the figure is
+ * reported as missing, not as 0.
+ */
+function countEncodings (): void {
+  const load = createRequire(__filename)
+  const entry = load.resolve('fastify-nexus-realtime')
+  const file = path.join(path.dirname(entry), 'codec.js')
+  if (load.cache[entry] === undefined || load.cache[file] === undefined) {
+    console.error(`bench server: ${path.relative(process.cwd(), file)} is not the codec the plugin loaded: protocol encodings are not counted`)
+    return
+  }
+  type Wrap = (this: unknown, ...args: unknown[]) => unknown
+  const { Encoded } = load(file) as { Encoded?: { prototype: { wrap?: Wrap } } }
+  const wrap = Encoded?.prototype.wrap
+  if (Encoded === undefined || typeof wrap !== 'function') {
+    console.error('bench server: dist/codec.js has no Encoded.prototype.wrap: protocol encodings are not counted')
+    return
+  }
+  let count = 0
+  encodings = 0
+  Encoded.prototype.wrap = function countedWrap (this: unknown, ...args: unknown[]): unknown {
+    encodings = ++count
+    return wrap.apply(this, args)
+  }
+}
+
 async function nexus (): Promise<Target> {
+  countEncodings()
   const app = Fastify({ logger: false })
   await app.register(nexusRealtime)
   const manager = app.getWebSocket()
@@ -258,7 +300,10 @@ const FACTORIES: Record<Impl, () => Promise<Target>> = {
   nexus,
   'ws-frame-list': () => rawWs(frameOnce(false, false)),
   'ws-frame': () => rawWs(frameOnce(false)),
-  'ws-frame-cork': () => rawWs(frameOnce(true))
+  'ws-frame-cork': () => rawWs(frameOnce(true)),
+  // The same server as `nexus`: only their clients differ.
+  'nexus-protocol': nexus,
+  'nexus-mixed': nexus
 }
 
 // ------------------------------------------------------------ the driver
@@ -283,20 +328,30 @@ function measure (): () => Timing {
 
 let onAck: ((complete: number) => void) | null = null
 let marked: (() => Timing) | null = null
+/** Broadcasts made since the server started. */
+let broadcasts = 0
 
 /**
  * Sends `steps` steps (one step = `send(step)`), at most `window` steps
  * beyond what every client has acknowledged, one step per event-loop turn,
- * and resolves when the last step is acknowledged or the time bound passes.
+ * and resolves when the last step is acknowledged or the time bound passes;
+ * with the broadcasts made and the protocol encodings built meanwhile.
  */
-async function flow (steps: number, window: number, send: (step: number) => void): Promise<Timing> {
+async function flow (steps: number, window: number, send: (step: number) => void): Promise<FlowTiming> {
+  const broadcastsBefore = broadcasts
+  const encodingsBefore = encodings
   const stop = measure()
   const credit = sendWithCredit(steps, window, ROUND_TIME_LIMIT_MS, send)
   onAck = credit.acknowledge
   const { timedOut } = await credit.done
   const timing = stop()
   onAck = null
-  return { ...timing, timedOut }
+  return {
+    ...timing,
+    timedOut,
+    broadcasts: broadcasts - broadcastsBefore,
+    encodings: encodings === null || encodingsBefore === null ? null : encodings - encodingsBefore
+  }
 }
 
 /** The inbound round in progress: armed by `inboundStart`, over when the last ping is counted or the time bound passes. */
@@ -351,6 +406,20 @@ async function main (): Promise<void> {
   const impl = process.argv[2] ?? ''
   if (!isImpl(impl)) throw new Error(`unknown implementation ${impl}`)
   const target = await FACTORIES[impl]()
+  const broadcast = (room: string, data: unknown): void => {
+    broadcasts++
+    target.broadcast(room, data)
+  }
+  /**
+   * The async fan-out's step, as an app's async handler does it: await the
+   * data (an async function; here it is at hand, as from a cache), then
+   * broadcast, in the microtasks of the turn the step started in.
+   */
+  const loadTick = async (seq: number): Promise<Record<string, unknown>> => tickMessage(seq)
+  const broadcastTickAsync = async (seq: number): Promise<void> => {
+    const data = await loadTick(seq)
+    broadcast(FANOUT_ROOM, data)
+  }
 
   serve({
     count: () => target.count(),
@@ -374,11 +443,15 @@ async function main (): Promise<void> {
       return writeHeapSnapshot(file)
     },
     fanout: ({ steps, window }: { steps: number, window: number }) =>
-      flow(steps, window, (seq) => target.broadcast(FANOUT_ROOM, tickMessage(seq))),
+      flow(steps, window, (seq) => broadcast(FANOUT_ROOM, tickMessage(seq))),
+    // One broadcast per turn too, made by an async function after an await.
+    // A broadcast that throws rejects it: an unhandled rejection ends the server, and the round fails.
+    'fanout-async': ({ steps, window }: { steps: number, window: number }) =>
+      flow(steps, window, (seq) => { void broadcastTickAsync(seq) }),
     // Every room updated in the same event-loop turn, like the seed's setInterval over the stocks.
     burst: ({ steps, window }: { steps: number, window: number }) =>
       flow(steps, window, (tick) => {
-        for (let room = 0; room < BURST_ROOMS.length; room++) target.broadcast(BURST_ROOMS[room], priceUpdate(room, tick))
+        for (let room = 0; room < BURST_ROOMS.length; room++) broadcast(BURST_ROOMS[room], priceUpdate(room, tick))
       }),
     inboundStart,
     inboundEnd,

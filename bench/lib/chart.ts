@@ -8,7 +8,9 @@ const COLORS: Readonly<Record<Impl, string>> = {
   nexus: '#59a14f',
   'ws-frame-list': '#edc948',
   'ws-frame': '#b07aa1',
-  'ws-frame-cork': '#f28e2b'
+  'ws-frame-cork': '#f28e2b',
+  'nexus-protocol': '#1b7837',
+  'nexus-mixed': '#a6d96a'
 }
 
 function escape (text: string): string {
@@ -80,7 +82,9 @@ export function chartSvg (rows: readonly Row[], impls: readonly Impl[], caption:
         const warn = figure.includesNoisy ? ' ⚠' : ''
         out.push(`<text x="${(labelWidth + w + 4).toFixed(1)}" y="${by + barHeight - 2}" fill="#222" stroke="#fff" stroke-width="3" paint-order="stroke">${formatRatio(figure.ratio)} · ${escape(formatNumber(figure.median))} ${escape(row.unit)}${warn}</text>`)
       } else {
-        out.push(`<text x="${labelWidth + 4}" y="${by + barHeight - 2}" fill="#999">${escape(LABELS[impl])}: no result</text>`)
+        // Not every implementation takes part in every scenario (the nexus.v1 clients run in the broadcast ones only).
+        const why = figure === undefined ? 'not in this scenario' : 'no result'
+        out.push(`<text x="${labelWidth + 4}" y="${by + barHeight - 2}" fill="#999">${escape(LABELS[impl])}: ${why}</text>`)
       }
       by += barHeight + barGap
     }

@@ -17,7 +17,16 @@ export const IMPLS = ['ws', 'fastify-websocket', 'socket.io', 'nexus'] as const
  */
 export const PROBES = ['ws-frame-list', 'ws-frame', 'ws-frame-cork'] as const
 
-export type Impl = typeof IMPLS[number] | typeof PROBES[number]
+/**
+ * The plugin's server (the same process code as `nexus`) with load clients
+ * that speak the `nexus.v1` subprotocol (PROTOCOL.md): `nexus-protocol`, every
+ * client; `nexus-mixed`, every second one (odd indexes), the others raw. Run
+ * by default, in the fan-out and burst scenarios only (`nexus-protocol` also
+ * in the async fan-out).
+ */
+export const PROTOCOL_IMPLS = ['nexus-protocol', 'nexus-mixed'] as const
+
+export type Impl = typeof IMPLS[number] | typeof PROBES[number] | typeof PROTOCOL_IMPLS[number]
 
 export const LABELS: Readonly<Record<Impl, string>> = {
   ws: 'raw ws',
@@ -26,11 +35,47 @@ export const LABELS: Readonly<Record<Impl, string>> = {
   nexus: 'fastify-nexus-realtime',
   'ws-frame-list': 'ws, frame once (2 buffers)',
   'ws-frame': 'ws, frame once (1 buffer)',
-  'ws-frame-cork': 'ws, frame once + cork'
+  'ws-frame-cork': 'ws, frame once + cork',
+  'nexus-protocol': 'nexus, nexus.v1 clients',
+  'nexus-mixed': 'nexus, ½ raw ½ nexus.v1'
 }
 
 export function isImpl (value: string): value is Impl {
   return Object.hasOwn(LABELS, value)
+}
+
+export function isProtocolImpl (impl: Impl): impl is typeof PROTOCOL_IMPLS[number] {
+  return (PROTOCOL_IMPLS as readonly string[]).includes(impl)
+}
+
+/** The WebSocket subprotocol of the plugin's framed protocol (PROTOCOL.md). */
+export const SUBPROTOCOL = 'nexus.v1'
+
+/** Whether client `index` of an implementation offers `nexus.v1`: all of `nexus-protocol`'s, the odd ones of `nexus-mixed`'s. */
+export function speaksProtocol (impl: Impl, index: number): boolean {
+  return impl === 'nexus-protocol' || (impl === 'nexus-mixed' && index % 2 === 1)
+}
+
+/** How many of `n` clients (indexes 0…n-1) of an implementation speak `nexus.v1`. */
+export function protocolClients (impl: Impl, n: number): number {
+  return impl === 'nexus-protocol' ? n : impl === 'nexus-mixed' ? Math.floor(n / 2) : 0
+}
+
+/**
+ * The scenarios: `fanout` (one broadcast per event-loop turn, called
+ * synchronously), `fanout-async` (one per turn, from an async function),
+ * `burst`, `inbound`, `memory`, `connect`.
+ */
+export type Scenario = 'fanout' | 'fanout-async' | 'burst' | 'inbound' | 'memory' | 'connect'
+
+/** The implementations of the async fan-out scenario (the others do not take part). */
+export const ASYNC_FANOUT_IMPLS: readonly Impl[] = ['ws', 'nexus', 'nexus-protocol']
+
+/** Whether an implementation takes part in a scenario: the protocol ones only in the broadcast scenarios. */
+export function takesPart (impl: Impl, scenario: Scenario): boolean {
+  if (scenario === 'fanout-async') return ASYNC_FANOUT_IMPLS.includes(impl)
+  if (isProtocolImpl(impl)) return scenario === 'fanout' || scenario === 'burst'
+  return true
 }
 
 /** The route every client connects to; the plugin also serves `AUTH_PATH` with `auth` on. */
@@ -155,6 +200,19 @@ export interface Timing {
   endUs: number
 }
 
+/** A fan-out or burst round's timing, with what the server counted meanwhile. */
+export interface FlowTiming extends Timing {
+  /** broadcasts made (calls of the implementation's broadcast) */
+  broadcasts: number
+  /**
+   * `nexus.v1` forms of a message the plugin built (calls of
+   * `Encoded.prototype.wrap` in dist/codec.js, patched in the benchmark
+   * server only); null when the server is not the plugin, or when dist/ has
+   * no such method to count.
+   */
+  encodings: number | null
+}
+
 export interface MemorySample {
   heapUsed: number
   external: number
@@ -169,9 +227,11 @@ export interface ClientReport {
   complete: number
   /** sampled messages (socket 0) whose content was not the expected one */
   mismatches: number
-  /** messages that arrived outside a measured round */
+  /** messages that arrived outside a measured round, or `nexus.v1` frames other than one `h` and then `m` */
   stray: number
   closedUnexpectedly: number
+  /** sockets that speak `nexus.v1`: the server selected it and its hello came first */
+  protocolSockets: number
 }
 
 export interface ConnectResult {

@@ -48,18 +48,24 @@ export interface Row {
   figures: Partial<Record<Impl, Figure>>
 }
 
+/** The samples a figure's median is taken from: the quiet ones when at least half of them (and 2) are, else all. */
+function usedSamples (metric: Metric, impl: Impl): { samples: number[], used: number[], quiet: number[] } {
+  const samples = metric.samples[impl] ?? []
+  const flags = metric.noisySamples[impl] ?? []
+  const quiet = samples.filter((_, i) => flags[i] !== true)
+  const quietEnough = quiet.length >= Math.max(2, Math.ceil(samples.length / 2))
+  return { samples, used: quietEnough ? quiet : samples, quiet }
+}
+
 export function summarize (metrics: Iterable<Metric>, impls: readonly Impl[]): Row[] {
   const rows: Row[] = []
   for (const metric of metrics) {
-    const base = median(metric.samples.ws ?? [])
+    // The ratios' base is raw ws's figure itself (its median taken as every figure's is), so that its own ratio is 1.
+    const base = median(usedSamples(metric, 'ws').used)
     const figures: Partial<Record<Impl, Figure>> = {}
     for (const impl of impls) {
-      const samples = metric.samples[impl] ?? []
+      const { samples, used, quiet } = usedSamples(metric, impl)
       if (samples.length === 0 && (metric.failed[impl] ?? 0) === 0) continue
-      const flags = metric.noisySamples[impl] ?? []
-      const quiet = samples.filter((_, i) => flags[i] !== true)
-      const quietEnough = quiet.length >= Math.max(2, Math.ceil(samples.length / 2))
-      const used = quietEnough ? quiet : samples
       const m = median(used)
       figures[impl] = {
         median: m,
@@ -119,6 +125,117 @@ export function textTable (rows: readonly Row[], impls: readonly Impl[]): string
       return `${formatNumber(figure.median)} ${formatRatio(figure.ratio)}${figure.includesNoisy ? ` ⚠${figure.noisy}` : ''}${figure.failed > 0 ? ` ✗${figure.failed}` : ''}`
     })
   ])
+  const widths = head.map((_, column) => Math.max(...[head, ...body].map((line) => line[column].length)))
+  const format = (line: string[]): string => line.map((text, column) => column === 0 ? text.padEnd(widths[column]) : text.padStart(widths[column])).join('  ')
+  return [format(head), ...body.map(format)].join('\n')
+}
+
+// ---------------------------------------------------------------- the protocol clients' table
+
+/** The plugin's figures with `nexus.v1` clients in one broadcast scenario, against raw ws and the plugin with raw clients. */
+export interface ProtocolEntry {
+  /** `<scenario kind>.<n>`, as in the metric keys */
+  key: string
+  scenario: string
+  /** server CPU per delivered message (µs), medians */
+  cpu: { ws?: number, nexus?: number, protocol?: number, mixed?: number }
+  /** their noise and failure marks, as in the main table */
+  marks: { ws?: string, nexus?: string, protocol?: string, mixed?: string }
+  /** protocol / ws and mixed / ws */
+  vsWs: { nexus?: number, protocol?: number, mixed?: number }
+  /** protocol / nexus and mixed / nexus (the plugin with raw clients) */
+  vsNexus: { protocol?: number, mixed?: number }
+  /** `nexus.v1` encodings per broadcast, medians (the plugin with raw clients: 0) */
+  encodings: { nexus?: number, protocol?: number, mixed?: number }
+}
+
+function marksOf (figure: Figure | undefined): string {
+  if (figure === undefined) return ''
+  return (figure.includesNoisy ? ` ⚠${figure.noisy}` : '') + (figure.failed > 0 ? ` ✗${figure.failed}` : '')
+}
+
+function medianOf (figure: Figure | undefined): number | undefined {
+  return figure === undefined || figure.samples.length === 0 ? undefined : figure.median
+}
+
+function ratioOf (a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined ? undefined : a / b
+}
+
+/** One entry per broadcast scenario in which `nexus-protocol` or `nexus-mixed` ran. */
+export function protocolSummary (rows: readonly Row[]): ProtocolEntry[] {
+  const byKey = new Map(rows.map((row) => [row.key, row]))
+  const entries: ProtocolEntry[] = []
+  for (const row of rows) {
+    const [kind, n, figure] = row.key.split('.')
+    if (figure !== 'cpu' || !['fanout', 'fanout-async', 'burst'].includes(kind)) continue
+    if (row.figures['nexus-protocol'] === undefined && row.figures['nexus-mixed'] === undefined) continue
+    const cpu = {
+      ws: medianOf(row.figures.ws),
+      nexus: medianOf(row.figures.nexus),
+      protocol: medianOf(row.figures['nexus-protocol']),
+      mixed: medianOf(row.figures['nexus-mixed'])
+    }
+    const encodingRow = byKey.get(`${kind}.${n}.encodings`)
+    entries.push({
+      key: `${kind}.${n}`,
+      scenario: row.scenario,
+      cpu,
+      marks: { ws: marksOf(row.figures.ws), nexus: marksOf(row.figures.nexus), protocol: marksOf(row.figures['nexus-protocol']), mixed: marksOf(row.figures['nexus-mixed']) },
+      vsWs: { nexus: ratioOf(cpu.nexus, cpu.ws), protocol: ratioOf(cpu.protocol, cpu.ws), mixed: ratioOf(cpu.mixed, cpu.ws) },
+      vsNexus: { protocol: ratioOf(cpu.protocol, cpu.nexus), mixed: ratioOf(cpu.mixed, cpu.nexus) },
+      encodings: {
+        nexus: medianOf(encodingRow?.figures.nexus),
+        protocol: medianOf(encodingRow?.figures['nexus-protocol']),
+        mixed: medianOf(encodingRow?.figures['nexus-mixed'])
+      }
+    })
+  }
+  return entries
+}
+
+const PROTOCOL_HEAD = [
+  'scenario',
+  'raw ws, µs/msg',
+  'plugin, raw clients, µs/msg (× ws)',
+  'plugin, nexus.v1 clients, µs/msg',
+  '× ws',
+  '× plugin raw (target ≤ 1.10×)',
+  'plugin, ½ raw ½ nexus.v1, µs/msg',
+  '× ws',
+  '× plugin raw',
+  'nexus.v1 encodings per broadcast (raw / all nexus.v1 / mixed)'
+]
+
+function protocolCells (entry: ProtocolEntry, bold: (text: string) => string): string[] {
+  const num = (value: number | undefined, mark = ''): string => value === undefined ? '–' : `${formatNumber(value)}${mark}`
+  const ratio = (value: number | undefined): string => value === undefined ? '–' : bold(formatRatio(value))
+  const count = (value: number | undefined): string => value === undefined ? '–' : value.toFixed(2)
+  return [
+    entry.scenario,
+    num(entry.cpu.ws, entry.marks.ws),
+    entry.cpu.nexus === undefined ? '–' : `${num(entry.cpu.nexus, entry.marks.nexus)} (${ratio(entry.vsWs.nexus)})`,
+    num(entry.cpu.protocol, entry.marks.protocol),
+    ratio(entry.vsWs.protocol),
+    ratio(entry.vsNexus.protocol),
+    num(entry.cpu.mixed, entry.marks.mixed),
+    ratio(entry.vsWs.mixed),
+    ratio(entry.vsNexus.mixed),
+    `${count(entry.encodings.nexus)} / ${count(entry.encodings.protocol)} / ${count(entry.encodings.mixed)}`
+  ]
+}
+
+/** The protocol clients' table, in Markdown. */
+export function protocolMarkdown (entries: readonly ProtocolEntry[]): string {
+  const lines = [`| ${PROTOCOL_HEAD.join(' | ')} |`, `|${PROTOCOL_HEAD.map((_, i) => i === 0 ? ' --- ' : ' ---: ').join('|')}|`]
+  for (const entry of entries) lines.push(`| ${protocolCells(entry, (text) => `**${text}**`).join(' | ')} |`)
+  return lines.join('\n')
+}
+
+/** The same table for a terminal. */
+export function protocolText (entries: readonly ProtocolEntry[]): string {
+  const head = ['scenario', 'ws µs/msg', 'nexus µs/msg', 'nexus.v1 µs/msg', '×ws', '×nexus', 'mixed µs/msg', '×ws', '×nexus', 'enc/broadcast raw/v1/mixed']
+  const body = entries.map((entry) => protocolCells(entry, (text) => text))
   const widths = head.map((_, column) => Math.max(...[head, ...body].map((line) => line[column].length)))
   const format = (line: string[]): string => line.map((text, column) => column === 0 ? text.padEnd(widths[column]) : text.padStart(widths[column])).join('  ')
   return [format(head), ...body.map(format)].join('\n')
