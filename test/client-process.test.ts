@@ -7,6 +7,9 @@ import { build, listen, type TestContext } from './helpers/server'
 import { until } from './helpers/wait'
 import type { WebSocketRouteConfig } from '../types/index'
 
+// Child processes are bounded at 60 s each: the file gets more than tap's default 30 s.
+t.setTimeout(180000)
+
 // The client as it ships (dist/client/, built by `npm run build`), in Node
 // processes of its own: a process whose clients are closed must exit by
 // itself, and Node's own WebSocket (Node 22, or 20 with a flag) must work
@@ -92,18 +95,21 @@ t.test('Node with its global WebSocket (Node 22, or 20 with --experimental-webso
   const script = `
     import { NexusClient } from './dist/client/index.mjs'
     const client = new NexusClient(process.argv[1])
+    // The listener goes on first: the room's broadcast may arrive in the
+    // same read as the subscribed answer, before a later listener would.
+    const messages = []
+    let gotBoth
+    const both = new Promise((resolve) => { gotBoth = resolve })
+    client.on('message', (data, info) => {
+      messages.push([data instanceof Uint8Array ? Array.from(data) : data, info])
+      if (messages.length === 2) gotBoth()
+    })
     const out = { answer: await client.request('hi') }
     const sub = client.subscribe('room')
     await new Promise((resolve) => sub.on('subscribed', resolve))
     console.log('subscribed')
-    const messages = []
-    await new Promise((resolve) => {
-      client.on('message', (data, info) => {
-        messages.push([data instanceof Uint8Array ? Array.from(data) : data, info])
-        if (messages.length === 2) resolve()
-      })
-      client.send(new Uint8Array([1, 2, 3]))
-    })
+    client.send(new Uint8Array([1, 2, 3]))
+    await both
     client.close()
     console.log(JSON.stringify({ ...out, messages, state: client.state }))`
   const flags = Number(process.versions.node.split('.')[0]) < 22 ? ['--experimental-websocket', '--no-warnings'] : []
