@@ -1,18 +1,14 @@
+import type { WebSocketStats } from '../types/index'
+
 /**
  * The manager's counters, in one plain object shared by the routes'
  * connections (which count what happens to them) and the manager (which
- * counts broadcasts and reports them all in `stats()`).
+ * counts broadcasts and reports them all in `stats()`). Their names and
+ * meanings are those of `WebSocketStats`.
  */
-export interface Counters {
-  messagesReceived: number
-  messagesSent: number
-  broadcasts: number
-  invalidMessages: number
-  errors: number
-  slowConsumers: number
-  heartbeatTimeouts: number
-  rateLimited: number
-}
+export type Counters = Pick<WebSocketStats,
+  'messagesReceived' | 'messagesSent' | 'broadcasts' | 'invalidMessages' |
+  'errors' | 'slowConsumers' | 'heartbeatTimeouts' | 'rateLimited'>
 
 export function createCounters (): Counters {
   return {

@@ -1,9 +1,7 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { once } from 'node:events'
-import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { build, listen, type TestContext } from './helpers/server'
+import { build, freePort, listen, type TestContext } from './helpers/server'
 import { until } from './helpers/wait'
 import type { WebSocketRouteConfig } from '../types/index'
 
@@ -19,17 +17,6 @@ async function serve (t: TestContext, config: WebSocketRouteConfig<any>): Promis
   const app = await build(t)
   app.ws('/ws', config)
   return { app, url: `${await listen(app)}/ws` }
-}
-
-/** A port nothing listens on (it was free a moment ago). */
-async function closedPort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
 }
 
 const run = (args: string[], timeout: number): Promise<{ stdout: string, stderr: string }> => new Promise((resolve, reject) => {
@@ -51,7 +38,7 @@ t.test('close() stops everything: a process whose clients are closed exits by it
       await hang
     }
   })
-  const port = await closedPort()
+  const port = await freePort()
   // The built CommonJS module with ws, as a Node 20 app uses it: one client
   // connected, subscribed, with a request in flight; one reconnecting during
   // an outage with a buffered request and message. Nothing calls process.exit.

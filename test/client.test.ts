@@ -1,10 +1,10 @@
 import t from 'tap'
 import { once } from 'node:events'
-import { createServer, type AddressInfo } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import WebSocket, { WebSocketServer } from 'ws'
 import type { FastifyInstance } from 'fastify'
 import { NexusClient, type ClientOptions, type ClientState, type NexusError } from '../client/index'
-import { build, listen, type TestContext } from './helpers/server'
+import { build, freePort, listen, type TestContext } from './helpers/server'
 import { delay, until } from './helpers/wait'
 import type { WebSocketRouteConfig } from '../types/index'
 
@@ -57,17 +57,6 @@ function record (emitter: Events, event: string): any[][] {
   const calls: any[][] = []
   emitter.on(event, (...args: any[]) => calls.push(args))
   return calls
-}
-
-/** A port nothing listens on (it was free a moment ago). */
-async function closedPort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
 }
 
 interface ServeOptions {
@@ -319,7 +308,7 @@ t.test('500 concurrent requests each get their own answer', async (t) => {
 })
 
 t.test('a request made offline with a 300 ms timeout rejects with TIMEOUT and never reaches the server', async (t) => {
-  const port = await closedPort()
+  const port = await freePort()
   const client = open(t, `ws://127.0.0.1:${port}/ws`, { reconnect: { minDelay: 20, maxDelay: 100 } })
   const start = Date.now()
   await t.rejects(client.request({ op: 'stale' }, { timeout: 300 }), { code: 'TIMEOUT', message: 'No answer within 300 ms' })
@@ -628,7 +617,7 @@ const gaps = (times: number[]): number[] => times.slice(1).map((time, i) => Math
 const LATE = 250
 
 t.test('attempts during an outage: random delays from minDelay, growing, never more than maxDelay', async (t) => {
-  const port = await closedPort()
+  const port = await freePort()
   const minDelay = 20
   const maxDelay = 1000
   const times = attempts(open(t, `ws://127.0.0.1:${port}/ws`, { reconnect: { minDelay, maxDelay } }), performance.now())
@@ -647,7 +636,7 @@ t.test('backoff: doubles per failed attempt up to maxDelay, and starts again aft
   const random = Math.random
   Math.random = () => 1
   t.teardown(() => { Math.random = random })
-  const port = await closedPort()
+  const port = await freePort()
   const minDelay = 20
   const maxDelay = 400
   const client = open(t, `ws://127.0.0.1:${port}/ws`, { reconnect: { minDelay, maxDelay } })
@@ -741,7 +730,7 @@ t.test('close() while params are pending: no connection is made', async (t) => {
 })
 
 t.test('the offline buffer: bounded, oldest dropped with BUFFER_OVERFLOW, flushed in order once connected', async (t) => {
-  const port = await closedPort()
+  const port = await freePort()
   const client = open(t, `ws://127.0.0.1:${port}/ws`, { reconnect: { minDelay: 20, maxDelay: 100 }, buffer: { maxMessages: 3 } })
   const errors = record(client, 'error')
   client.send(1)
@@ -769,7 +758,7 @@ t.test('the offline buffer: bounded, oldest dropped with BUFFER_OVERFLOW, flushe
 
 t.test('1000 messages sent during an outage: only the newest 100 (the default bound) are sent once back', async (t) => {
   // socket.io-client#1358: its buffer replays everything, however stale.
-  const port = await closedPort()
+  const port = await freePort()
   const client = open(t, `ws://127.0.0.1:${port}/ws`, { reconnect: { minDelay: 20, maxDelay: 100 } })
   let overflows = 0
   client.on('error', (e: NexusError) => { if (e.code === 'BUFFER_OVERFLOW') overflows++ })

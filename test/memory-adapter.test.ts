@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { WebSocket } from 'ws'
 import { MemoryAdapter } from '../lib/adapters/memory'
 import { Hub } from '../lib/hub'
@@ -88,7 +88,8 @@ class Recording extends MemoryAdapter {
   }
 }
 
-t.test('the adapter is told when a room gains its first local member and loses its last, and sees every broadcast once', async (t) => {
+/** An app on a Recording adapter, with two clients connected. */
+async function twoClients (t: Test) {
   const adapter = new Recording()
   const app = await build(t, { adapter })
   const sockets: WebSocket[] = []
@@ -96,7 +97,11 @@ t.test('the adapter is told when a room gains its first local member and loses i
   const base = await listen(app)
   const clients = await Promise.all([connect(`${base}/ws`), connect(`${base}/ws`)])
   await until(() => sockets.length === 2)
-  const manager = app.getWebSocket()
+  return { adapter, app, sockets, clients, manager: app.getWebSocket() }
+}
+
+t.test('the adapter is told when a room gains its first local member and loses its last, and sees every broadcast once', async (t) => {
+  const { adapter, app, sockets, clients, manager } = await twoClients(t)
   manager.createRoom('kept')
   manager.joinRoom('a', sockets[0])
   manager.joinRoom('a', sockets[1])
@@ -118,14 +123,7 @@ t.test('the adapter is told when a room gains its first local member and loses i
 })
 
 t.test('the host an adapter is given: what other instances publish reaches the local members, and the local view', async (t) => {
-  const adapter = new Recording()
-  const app = await build(t, { adapter })
-  const sockets: WebSocket[] = []
-  app.ws('/ws', { onConnect: (socket) => { sockets.push(socket) } })
-  const base = await listen(app)
-  const clients = await Promise.all([connect(`${base}/ws`), connect(`${base}/ws`)])
-  await until(() => sockets.length === 2)
-  const manager = app.getWebSocket()
+  const { adapter, sockets, clients, manager } = await twoClients(t)
   const host = adapter.host as AdapterHost
   manager.createRoom('kept')
   manager.joinRoom('chat', sockets[0])

@@ -14,7 +14,8 @@ import { adapterContract, silentLogger, TestMember, text } from './helpers/adapt
 import { logCapture } from './helpers/logs'
 import { childEnv } from './helpers/processes'
 import { delay, until as eventually } from './helpers/wait'
-import { REDIS_URL, after, freePort, messagesOf, node, type Node, redisClient, subscribers, uniquePrefix, withRedis } from './helpers/redis'
+import { freePort } from './helpers/server'
+import { REDIS_URL, after, messagesOf, node, type Node, redisClient, subscribers, uniquePrefix, withRedis } from './helpers/redis'
 import type { Client } from './helpers/server'
 
 const root = join(__dirname, '..')

@@ -4,7 +4,6 @@ import 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { WebSocket } from 'ws'
@@ -12,7 +11,7 @@ import nexusRealtime from '../../lib/index'
 import type { Adapter } from '../../types/index'
 import { logCapture } from './logs'
 import { childEnv, root, stopChild } from './processes'
-import { type Client, connect, type TestContext } from './server'
+import { type Client, connect, freePort, type TestContext } from './server'
 import { until } from './wait'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -119,17 +118,6 @@ export async function node (t: TestContext, adapter: Adapter, level = 'info'): P
       return Object.assign(client, { id: hello.hello as string })
     }
   }
-}
-
-/** A TCP port that was free a moment ago, on 127.0.0.1. */
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
 }
 
 /** A redis-server of the test's own, on a free port, without persistence; killed when the test ends. */

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import type { AddressInfo } from 'node:net'
+import { createServer, type AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 import nexusRealtime from '../../lib/index'
@@ -119,4 +119,15 @@ export async function rawHandshake (base: string, path: string, headers: Record<
   const split = text.indexOf('\r\n\r\n')
   const head = split === -1 ? text : text.slice(0, split)
   return { status: Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0), head, body: split === -1 ? '' : text.slice(split + 4) }
+}
+
+/** A port nothing listens on on 127.0.0.1 (it was free a moment ago). */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  server.close()
+  await once(server, 'close')
+  return port
 }
