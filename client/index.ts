@@ -10,6 +10,9 @@
 
 const PROTOCOL = 'nexus.v1'
 
+/** Offered beside `nexus.v1` by a client that holds positions: its first frame is then `r`. */
+const RESUME = 'nexus.resume'
+
 /**
  * How long (ms) a connection must have stayed open for the reconnect backoff
  * to start again from `minDelay` (or `maxDelay`, when shorter). A server that
@@ -31,7 +34,7 @@ export type Params = Record<string, string | number | boolean | null | undefined
  * A WebSocket class: the browser's, Node 22's global one, or `ws`'s. Only
  * the browser API is used.
  */
-export type WebSocketClass = new (url: string, protocols: string) => object
+export type WebSocketClass = new (url: string, protocols: string | string[]) => object
 
 /** Every error the client reports: an `Error` with a `code`. */
 export interface NexusError extends Error {
@@ -66,7 +69,12 @@ export interface CloseInfo {
   reason: string
 }
 
-/** Whether a room presented on reconnect was recovered without a gap. */
+/**
+ * Whether a room of history the client held a position in (presented on
+ * reconnect) came back without a gap: `missed` messages were replayed
+ * (they arrive next), or none was and `reason` says why (`EPOCH_CHANGED`,
+ * `TRIMMED`, `EXPIRED`, `INVALID_POSITION`, `UNAVAILABLE`).
+ */
 export interface ResumeInfo {
   room: string
   recovered: boolean
@@ -74,7 +82,7 @@ export interface ResumeInfo {
   reason?: string
 }
 
-/** `subscribed`: every (re)subscribe. */
+/** `subscribed`: every (re)subscribe; `recovered: true, missed: 0` unless the room was resumed (see `ResumeInfo`). */
 export interface SubscribedInfo {
   recovered: boolean
   missed: number
@@ -123,7 +131,10 @@ export interface ClientEvents<Incoming> {
   state: (state: ClientState, info?: CloseInfo) => void
   /** Every application message: JSON-parsed when it parses, else the string; binary as a `Uint8Array`. */
   message: (data: Incoming, info: MessageInfo) => void
-  /** Per room presented on reconnect. */
+  /**
+   * Per room of history presented on reconnect (subscribed or joined by the
+   * server), and when the server says a room's history was lost while connected.
+   */
   resume: (info: ResumeInfo) => void
   error: (error: NexusError) => void
 }
@@ -145,6 +156,8 @@ export interface SubscriptionEvents<T> {
 type Listener = (...args: any[]) => void
 type Timer = ReturnType<typeof setTimeout>
 type Frame = string | Uint8Array
+/** A frame's header: PROTOCOL.md, "Server to client". */
+interface Header { id?: string, i?: number, r?: string, o?: number, e?: string, c: string, m: string, t?: boolean, x?: unknown, recovered?: boolean, missed?: number, reason?: string }
 
 /** The part of a WebSocket the client touches. */
 interface Socket {
@@ -287,6 +300,8 @@ export class NexusClient<Incoming = unknown, Outgoing = unknown> extends Emitter
   private _subs = new Map<string, Subscription<unknown>>()
   /** subscribes in flight on this connection, by id */
   private _sid = new Map<number, Subscription<unknown>>()
+  /** the last position [offset, epoch] of each room of history held, presented on reconnect */
+  private _pos = new Map<string, [number, string]>()
 
   constructor (url: string, options: ClientOptions = {}) {
     super()
@@ -357,7 +372,8 @@ export class NexusClient<Incoming = unknown, Outgoing = unknown> extends Emitter
         const value = params[key]
         if (value != null) url.searchParams.set(key, String(value))
       }
-      const ws = this._ws = new this._WS(url.href, PROTOCOL) as Socket
+      const pos = this._pos
+      const ws = this._ws = new this._WS(url.href, pos.size ? [PROTOCOL, RESUME] : PROTOCOL) as Socket
       ws.binaryType = 'arraybuffer'
       // ws throws on an 'error' without a listener; a close always follows it.
       ws.onerror = () => {}
@@ -368,6 +384,10 @@ export class NexusClient<Incoming = unknown, Outgoing = unknown> extends Emitter
           this._ws = undefined
           ws.close(1000)
           this._end(error('UNSUPPORTED_PROTOCOL', `The server does not speak ${PROTOCOL}`))
+        } else if (pos.size) {
+          // The positions go first, before the hello and anything queued: the
+          // server waits for them to join rooms again where the client left off.
+          ws.send(frame('r', { p: Object.fromEntries(pos) }))
         }
       }
       ws.onmessage = (event) => { if (this._ws === ws) this._frame(event.data) }
@@ -384,8 +404,7 @@ export class NexusClient<Incoming = unknown, Outgoing = unknown> extends Emitter
   /** One frame from the server. */
   private _frame (data: string | ArrayBuffer): void {
     let kind: string
-    // The header's keys: PROTOCOL.md, "Server to client".
-    let h: { id?: string, i?: number, r?: string, o?: number, c: string, m: string, t?: boolean, x?: unknown, recovered?: boolean, missed?: number, reason?: string }
+    let h: Header
     let payload: string | Uint8Array
     try {
       let end: number
@@ -430,11 +449,20 @@ export class NexusClient<Incoming = unknown, Outgoing = unknown> extends Emitter
         break
       }
       case 'm': {
+        const r = h.r as string
+        const p = this._pos.get(r)
+        // A message of history advances the room's position (held, or being
+        // subscribed: not one left with unsubscribe() while this was in flight);
+        // one at or before it (same epoch) was already received.
+        if (h.e && (p || this._subs.has(r))) {
+          if (p?.[1] === h.e && p[0] >= (h.o as number)) break
+          this._pos.set(r, [h.o as number, h.e])
+        }
         const value = typeof payload === 'string' ? parse(payload) : payload
         const info: MessageInfo = {}
         if (h.r !== undefined) info.room = h.r
         if (h.o !== undefined) info.offset = h.o
-        this._subs.get(h.r as string)?._emit('message', value, { offset: h.o })
+        this._subs.get(r)?._emit('message', value, { offset: h.o })
         this._emit('message', value as Incoming, info)
         break
       }
@@ -450,14 +478,22 @@ export class NexusClient<Incoming = unknown, Outgoing = unknown> extends Emitter
           if (this._subs.get(sub.room) === sub) {
             sub._a = 0
             sub.state = 'subscribed'
+            this._join(h)
             // Rooms without history recover trivially; a history room's answer says otherwise.
             sub._emit('subscribed', { recovered: h.recovered ?? true, missed: h.missed ?? 0, reason: h.reason })
           }
         }
         break
+      case 'j':
+        this._join(h)
+        break
       case 'u': {
-        // Without `i`: server code removed us from the room; do not come back.
-        const s = h.i ? undefined : this._subs.get(h.r as string)
+        // With `i`: the answer to unsubscribe(), which already forgot the room.
+        if (h.i) break
+        // Without: server code removed us from the room; do not come back.
+        const r = h.r as string
+        const s = this._subs.get(r)
+        this._pos.delete(r)
         if (s) {
           this._drop(s)
           s._emit('unsubscribed')
@@ -484,6 +520,15 @@ export class NexusClient<Incoming = unknown, Outgoing = unknown> extends Emitter
         }
       }
     }
+  }
+
+  /** The answer to a subscribe, or the server joined a room: its position, and how a resume went. */
+  private _join (h: Header): void {
+    const room = h.r as string
+    // Recovered: the presented position stands, and the missed messages that
+    // follow advance it. Otherwise the room goes on from the given one.
+    if (h.e && !(h.recovered && this._pos.has(room))) this._pos.set(room, [h.o as number, h.e])
+    if (h.recovered !== undefined) this._emit('resume', { room, recovered: h.recovered, missed: h.missed ?? 0, reason: h.reason })
   }
 
   /** The connection ended: fail what was in flight, then reconnect unless the close is final. */
@@ -588,9 +633,10 @@ export class NexusClient<Incoming = unknown, Outgoing = unknown> extends Emitter
     if (this.state === 'connected') this._ws?.send(frame('u', { i: ++this._n, r: sub.room }))
   }
 
-  /** Ends a subscription: never renewed. */
+  /** Ends a subscription: never renewed, its position forgotten. */
   private _drop (sub: Subscription<unknown>): void {
     this._subs.delete(sub.room)
+    this._pos.delete(sub.room)
     clearTimeout(sub._t)
     sub.state = 'unsubscribed'
   }

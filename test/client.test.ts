@@ -86,9 +86,10 @@ async function serve (t: TestContext, config: WebSocketRouteConfig<any>, { port 
 /**
  * A bare ws server that accepts `nexus.v1` and lets a test write frames the
  * real server never sends (malformed ones, future header keys), and read what
- * the client sent.
+ * the client sent: its frames, and per connection the URL and the offered
+ * subprotocols (the Sec-WebSocket-Protocol request header).
  */
-async function peer (t: TestContext): Promise<{ url: string, connection: () => Promise<WebSocket>, frames: Array<string | Buffer>, urls: string[] }> {
+async function peer (t: TestContext): Promise<{ url: string, connection: () => Promise<WebSocket>, frames: Array<string | Buffer>, urls: string[], protocols: string[][] }> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: (protocols) => protocols.has('nexus.v1') ? 'nexus.v1' : false })
   await once(wss, 'listening')
   t.teardown(() => new Promise<void>((resolve) => {
@@ -97,15 +98,18 @@ async function peer (t: TestContext): Promise<{ url: string, connection: () => P
   }))
   const frames: Array<string | Buffer> = []
   const urls: string[] = []
+  const protocols: string[][] = []
   wss.on('connection', (ws, request) => {
     urls.push(request.url as string)
+    protocols.push((request.headers['sec-websocket-protocol'] as string).split(/\s*,\s*/))
     ws.on('message', (data: Buffer, isBinary) => frames.push(isBinary ? data : data.toString()))
   })
   return {
     url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`,
     connection: async () => (await once(wss, 'connection'))[0],
     frames,
-    urls
+    urls,
+    protocols
   }
 }
 
@@ -600,6 +604,156 @@ t.test('unsubscribe while the subscribe is in flight or the client is offline', 
   offline.unsubscribe()
   await next(marker, 'subscribed', undefined, 15000)
   t.same(calls, ['slow-accepted', 'slow-refused', 'marker', 'offline', 'marker'], 'offline was not renewed')
+})
+
+t.test('rooms of history: positions from s, j and m frames, duplicates dropped, presented first on reconnect with nexus.resume', async (t) => {
+  const server = await peer(t)
+  const client = open(t, server.url, { reconnect: { minDelay: 10, maxDelay: 50 } })
+  const ws = await server.connection()
+  t.same(server.protocols, [['nexus.v1']], 'no position yet: nexus.v1 alone')
+  const resumes = record(client, 'resume')
+  const messages = record(client, 'message')
+  ws.send('h{"v":1,"id":"a"}\n')
+  await reach(client, 'connected')
+  const sub = client.subscribe('chat:1')
+  const subMessages = record(sub, 'message')
+  await until(() => server.frames.length === 1, 10000, 'the subscribe')
+  t.equal(server.frames[0], 's{"i":1,"r":"chat:1"}\n', 'no r frame: the subscribe is the first frame')
+  const subscribed = next(sub, 'subscribed')
+  ws.send('s{"i":1,"r":"chat:1","o":5,"e":"E1"}\n')
+  t.same((await subscribed)[0], { recovered: true, missed: 0, reason: undefined }, 'a position without resume fields: nothing to recover')
+  ws.send('j{"r":"user:7","o":2,"e":"Z"}\n')
+  for (const f of [
+    'm{"r":"chat:1","o":5,"e":"E1"}\n"at the subscribe position"',
+    'm{"r":"chat:1","o":6,"e":"E1"}\n6',
+    'm{"r":"chat:1","o":6,"e":"E1"}\n"6 again"',
+    'm{"r":"chat:1","o":4,"e":"E1"}\n"older"',
+    'm{"r":"user:7","o":2,"e":"Z"}\n"at the join position"',
+    'm{"r":"user:7","o":3,"e":"Z"}\n3',
+    'm{"r":"chat:1","o":7,"e":"E1"}\n7',
+    'm{"r":"chat:1","o":1,"e":"E2"}\n1',
+    'm{"r":"chat:1","o":1,"e":"E2"}\n"1 again"',
+    'm{"r":"plain"}\n"plain"',
+    'm{"r":"not-held","o":3,"e":"X"}\n"not held"',
+    'm{}\n"end"'
+  ]) ws.send(f)
+  await until(() => messages.at(-1)?.[0] === 'end', 10000, 'the last message')
+  t.same(messages, [
+    [6, { room: 'chat:1', offset: 6 }],
+    [3, { room: 'user:7', offset: 3 }],
+    [7, { room: 'chat:1', offset: 7 }],
+    [1, { room: 'chat:1', offset: 1 }],
+    ['plain', { room: 'plain' }],
+    ['not held', { room: 'not-held', offset: 3 }],
+    ['end', {}]
+  ], 'offsets at or before the room\'s position (same epoch) are dropped; a new epoch starts again')
+  t.same(subMessages, [[6, { offset: 6 }], [7, { offset: 7 }], [1, { offset: 1 }]], 'the subscription gets its room\'s messages, without the duplicates')
+  t.same(resumes, [], 'no resume event without recovered')
+
+  // The connection drops: the positions are presented on the next one, before anything else.
+  const sent = server.frames.length
+  const again = server.connection()
+  ws.close(1012)
+  await reach(client, 'disconnected')
+  client.send('queued')
+  const ws2 = await again
+  t.same(server.protocols[1], ['nexus.v1', 'nexus.resume'], 'with positions: nexus.resume offered too')
+  await until(() => server.frames.length === sent + 1, 10000, 'the r frame')
+  t.equal(server.frames[sent], 'r{"p":{"chat:1":[1,"E2"],"user:7":[3,"Z"]}}\n', 'the first frame, on open: the rooms held, at their last positions (not the rooms only passed through)')
+  ws2.send('h{"v":1,"id":"b"}\n')
+  await until(() => server.frames.length === sent + 3, 10000, 'the subscribe and the queued message')
+  t.same(server.frames.slice(sent + 1), ['s{"i":2,"r":"chat:1"}\n', 'm{}\n"queued"'], 'what was queued goes after the r frame')
+})
+
+t.test('resume results and forgetting: replayed messages kept, lost history reported; unsubscribe and the server\'s u forget a room', async (t) => {
+  const server = await peer(t)
+  const client = open(t, server.url, { reconnect: { minDelay: 10, maxDelay: 50 } })
+  const resumes = record(client, 'resume')
+  const messages = record(client, 'message')
+  let ws = await server.connection()
+  ws.send('h{"v":1,"id":"a"}\n')
+  const sub = client.subscribe('chat:1')
+  await until(() => server.frames.length === 1, 10000, 'the subscribe')
+  ws.send('s{"i":1,"r":"chat:1","o":10,"e":"E"}\n')
+  ws.send('j{"r":"user:7","o":4,"e":"Z"}\n')
+  ws.send('j{"r":"feed","o":0,"e":"F"}\n')
+  ws.send('m{}\n"first"')
+  await until(() => messages.length === 1, 10000, 'the first connection\'s frames')
+
+  /** Drops the connection and waits for the client's next one. */
+  const reconnect = async (): Promise<void> => {
+    const again = server.connection()
+    ws.close(1012)
+    ws = await again
+  }
+  let sent = server.frames.length
+  await reconnect()
+  await until(() => server.frames.length === sent + 1, 10000, 'the r frame')
+  t.equal(server.frames[sent], 'r{"p":{"chat:1":[10,"E"],"user:7":[4,"Z"],"feed":[0,"F"]}}\n')
+  ws.send('h{"v":1,"id":"b"}\n')
+  await until(() => server.frames.length === sent + 2, 10000, 'the subscribe')
+  const subscribedAgain = next(sub, 'subscribed')
+  for (const f of [
+    // Recovered: the answer may carry the room's latest position; the replay follows it and is kept.
+    's{"i":2,"r":"chat:1","o":12,"e":"E","recovered":true,"missed":2}\n',
+    'm{"r":"chat:1","o":11,"e":"E"}\n11',
+    'm{"r":"chat:1","o":12,"e":"E"}\n12',
+    'm{"r":"chat:1","o":12,"e":"E"}\n"12 again"',
+    'j{"r":"user:7","o":4,"e":"Z","recovered":true,"missed":0}\n',
+    // Not recovered: nothing replayed, the room goes on from the new position.
+    'j{"r":"feed","o":3,"e":"F2","recovered":false,"reason":"EPOCH_CHANGED"}\n',
+    'm{"r":"feed","o":3,"e":"F2"}\n"at the new position"',
+    'm{"r":"feed","o":4,"e":"F2"}\n4',
+    // A room joined with recovered but no position held: the given one is taken.
+    'j{"r":"fresh","o":7,"e":"N","recovered":true,"missed":0}\n',
+    // While connected, the server says a room's history was lost.
+    'j{"r":"chat:1","o":40,"e":"E9","recovered":false,"reason":"TRIMMED"}\n',
+    'm{"r":"chat:1","o":40,"e":"E9"}\n"at the trimmed position"',
+    'm{"r":"chat:1","o":41,"e":"E9"}\n41',
+    'm{}\n"second"'
+  ]) ws.send(f)
+  t.same((await subscribedAgain)[0], { recovered: true, missed: 2, reason: undefined }, 'subscribed says how the resume went')
+  await until(() => messages.at(-1)?.[0] === 'second', 10000, 'the second connection\'s frames')
+  t.same(messages.slice(1).map(([data]) => data), [11, 12, 4, 41, 'second'])
+  t.same(resumes.map(([info]) => info), [
+    { room: 'chat:1', recovered: true, missed: 2, reason: undefined },
+    { room: 'user:7', recovered: true, missed: 0, reason: undefined },
+    { room: 'feed', recovered: false, missed: 0, reason: 'EPOCH_CHANGED' },
+    { room: 'fresh', recovered: true, missed: 0, reason: undefined },
+    { room: 'chat:1', recovered: false, missed: 0, reason: 'TRIMMED' }
+  ], 'one resume event per s or j frame with recovered')
+
+  // unsubscribe() forgets chat:1 at once: a message of it still in flight is
+  // delivered, but not taken as a position. The server's u forgets user:7.
+  sub.unsubscribe()
+  await until(() => server.frames.length === sent + 3, 10000, 'the unsubscribe')
+  t.equal(server.frames[sent + 2], 'u{"i":3,"r":"chat:1"}\n')
+  ws.send('m{"r":"chat:1","o":42,"e":"E9"}\n"in flight"')
+  ws.send('u{"i":3,"r":"chat:1"}\n')
+  ws.send('u{"r":"user:7"}\n')
+  ws.send('m{}\n"third"')
+  await until(() => messages.at(-1)?.[0] === 'third', 10000, 'the third batch')
+  t.same(messages.at(-2), ['in flight', { room: 'chat:1', offset: 42 }])
+  sent = server.frames.length
+  await reconnect()
+  t.same(server.protocols.at(-1), ['nexus.v1', 'nexus.resume'])
+  await until(() => server.frames.length === sent + 1, 10000, 'the r frame')
+  t.equal(server.frames[sent], 'r{"p":{"feed":[4,"F2"],"fresh":[7,"N"]}}\n', 'only the rooms still held')
+
+  // The server removes the last rooms: the next connection offers nexus.v1 alone and sends no r frame.
+  ws.send('h{"v":1,"id":"c"}\n')
+  ws.send('u{"r":"feed"}\n')
+  ws.send('u{"r":"fresh"}\n')
+  ws.send('m{}\n"fourth"')
+  await until(() => messages.at(-1)?.[0] === 'fourth', 10000, 'the fourth batch')
+  sent = server.frames.length
+  await reconnect()
+  t.same(server.protocols.at(-1), ['nexus.v1'], 'no position left: nexus.v1 alone')
+  ws.send('h{"v":1,"id":"d"}\n')
+  await reach(client, 'connected')
+  client.send('probe')
+  await until(() => server.frames.length === sent + 1, 10000, 'the probe')
+  t.same(server.frames.slice(sent), ['m{}\n"probe"'], 'the first frame of the connection is the probe')
 })
 
 /** The times (performance.now()) of the client's connection attempts: the first one, then every `connecting`. */
