@@ -571,6 +571,8 @@ withRedis(t, 'RedisAdapter against a real Redis', async (t) => {
     const subscriber = redisClient(t)
     const redis = redisClient(t)
     await subscriber.subscribe('app-channel')
+    // Both connected first: ioredis's own one-time 'ready' listener of a connecting client is gone.
+    await client.ping()
     const listenersBefore = ['error', 'ready', 'messageBuffer'].map((event) => subscriber.listenerCount(event) + client.listenerCount(event))
     const a = await node(t, redisAdapter({ client, subscriber }, { prefix }))
     const b = await node(t, redisAdapter({ url: REDIS_URL, prefix }))

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { type Decoded, type ReceivedMessage, type WireMessage, decode, encode, publishedBy } from '../lib/adapters/redis/wire'
+import { type Decoded, type ReceivedMessage, type WireMessage, decode, encode, historyFrameStart, ownEcho } from '../lib/adapters/redis/wire'
 
 // The wire format of the Redis adapter, on Buffers: no Redis here.
 
@@ -60,13 +60,47 @@ t.test('queries and answers round-trip, with the uid of their publisher', async 
   }
 })
 
-t.test('publishedBy tells an instance its own frames, before any decoding', async (t) => {
+t.test('ownEcho tells an instance its own frames, before any decoding; never a history frame', async (t) => {
   const own = encode(UID, { kind: 'query', id: 1, query: 'rooms' })
-  t.equal(publishedBy(own, UID), true)
-  t.equal(publishedBy(own, Buffer.alloc(16, 0xcd)), false, 'another instance')
-  t.equal(publishedBy(own.subarray(0, 21), UID), false, 'too short to be a frame')
-  t.equal(publishedBy(Buffer.concat([Buffer.from([2]), own.subarray(1)]), UID), false, 'another format version')
-  t.equal(publishedBy(frame(1, '{not json'), UID), true, 'the header is not read')
+  t.equal(ownEcho(own, UID), true)
+  t.equal(ownEcho(own, Buffer.alloc(16, 0xcd)), false, 'another instance')
+  t.equal(ownEcho(own.subarray(0, 21), UID), false, 'too short to be a frame')
+  t.equal(ownEcho(Buffer.concat([Buffer.from([2]), own.subarray(1)]), UID), false, 'another format version')
+  t.equal(ownEcho(frame(1, '{not json'), UID), true, 'the header is not read')
+  const history = encode(UID, { kind: 'history', room: 'r', offset: 1, epoch: 'e', binary: false, exceptIds: null, data: Buffer.from('"x"') })
+  t.equal(ownEcho(history, UID), false, 'its own history message is delivered when it comes back')
+  t.equal(ownEcho(frame(4, '{not json'), UID), false)
+})
+
+t.test('a history frame: the room, its position, who is skipped, and the message bytes as they are', async (t) => {
+  // Arbitrary bytes: a newline, invalid UTF-8, NUL.
+  const data = Buffer.from([0x0a, 0xff, 0xfe, 0x00, 0xc3, 0x28, 0x0a])
+  const message = { kind: 'history', room: 'chat:{1}', offset: 42, epoch: 'AbC-_x12', binary: true, exceptIds: new Set(['a', 'b']), data } as const
+  const bytes = encode(UID, message)
+  t.same(bytes, frame(4, '{"b":1,"r":["chat:{1}"],"x":["a","b"],"o":42,"e":"AbC-_x12"}', data), 'the documented layout, byte for byte')
+  t.same(decoded(bytes), message)
+  t.equal((decoded(bytes) as { data: Buffer }).data.buffer, bytes.buffer, 'the body is a view into the payload, not a copy')
+
+  const room = 'ünïcødé 🎉 "quoted" \\ {x}'
+  const plain = encode(UID, { kind: 'history', room, offset: 9007199254740991, epoch: 'e'.repeat(64), binary: false, exceptIds: new Set(), data: Buffer.from('{"json":true}') })
+  t.same(plain, frame(4, `{"b":0,"r":[${JSON.stringify(room)}],"o":9007199254740991,"e":"${'e'.repeat(64)}"}`, Buffer.from('{"json":true}')), 'no x when nobody is skipped; the header length counts bytes')
+  t.same(decoded(plain), { kind: 'history', room, offset: 9007199254740991, epoch: 'e'.repeat(64), binary: false, exceptIds: null, data: Buffer.from('{"json":true}') })
+  t.same(decoded(frame(4, '{"b":0,"r":["r"],"x":[],"o":1,"e":"E"}')), { kind: 'history', room: 'r', offset: 1, epoch: 'E', binary: false, exceptIds: new Set(), data: Buffer.alloc(0) }, 'an empty x is well-formed')
+})
+
+t.test('historyFrameStart is what the store\'s script completes: the fixed part and the header without its end', async (t) => {
+  const { head, headerStart } = historyFrameStart(UID, { room: 'r', binary: true, exceptIds: new Set(['id']) })
+  t.same(head, frame(4, '').subarray(0, 18), 'version, kind 4 and the uid: the script adds the header length')
+  t.equal(headerStart, '{"b":1,"r":["r"],"x":["id"]')
+  t.equal(historyFrameStart(UID, { room: 'r', binary: false, exceptIds: null }).headerStart, '{"b":0,"r":["r"]')
+  t.equal(historyFrameStart(UID, { room: 'r', binary: false, exceptIds: new Set() }).headerStart, '{"b":0,"r":["r"]')
+  // What the script does, in Node: the same bytes as encode().
+  const suffix = ',"o":7,"e":"ep"}'
+  const header = Buffer.from(headerStart + suffix)
+  const length = Buffer.alloc(4)
+  length.writeUInt32BE(header.length)
+  const body = Buffer.from([1, 2, 3])
+  t.same(Buffer.concat([head, length, header, body]), encode(UID, { kind: 'history', room: 'r', offset: 7, epoch: 'ep', binary: true, exceptIds: new Set(['id']), data: body }))
 })
 
 t.test('every malformed frame is rejected with its reason', async (t) => {
@@ -117,6 +151,30 @@ t.test('every malformed frame is rejected with its reason', async (t) => {
     ['a list of numbers', frame(3, '{"id":1,"v":[1]}'), 'bad answer'],
     ['an answer without an id', frame(3, '{"v":1}'), 'bad answer'],
     ['an answer with a negative id', frame(3, '{"id":-1,"v":1}'), 'bad answer'],
+    ['a history frame without a binary flag', frame(4, '{"r":["r"],"o":1,"e":"E"}'), 'bad history header'],
+    ['a history frame with binary flag 2', frame(4, '{"b":2,"r":["r"],"o":1,"e":"E"}'), 'bad history header'],
+    ['a history frame without a room', frame(4, '{"b":0,"o":1,"e":"E"}'), 'bad history header'],
+    ['a history frame for every connection', frame(4, '{"b":0,"r":null,"o":1,"e":"E"}'), 'bad history header'],
+    ['a history frame with its room as a string', frame(4, '{"b":0,"r":"r","o":1,"e":"E"}'), 'bad history header'],
+    ['a history frame of no room', frame(4, '{"b":0,"r":[],"o":1,"e":"E"}'), 'bad history header'],
+    ['a history frame of two rooms', frame(4, '{"b":0,"r":["r","s"],"o":1,"e":"E"}'), 'bad history header'],
+    ['a history frame with an empty room name', frame(4, '{"b":0,"r":[""],"o":1,"e":"E"}'), 'bad history header'],
+    ['a history frame with a room over the limit', frame(4, `{"b":0,"r":["${long}"],"o":1,"e":"E"}`), 'bad history header'],
+    ['a history frame with except ids that are not strings', frame(4, '{"b":0,"r":["r"],"x":[1],"o":1,"e":"E"}'), 'bad history header'],
+    ['a history frame with except ids null', frame(4, '{"b":0,"r":["r"],"x":null,"o":1,"e":"E"}'), 'bad history header'],
+    ['a history frame without an offset', frame(4, '{"b":0,"r":["r"],"e":"E"}'), 'bad history header'],
+    ['a history frame at offset 0', frame(4, '{"b":0,"r":["r"],"o":0,"e":"E"}'), 'bad history header'],
+    ['a history frame at a negative offset', frame(4, '{"b":0,"r":["r"],"o":-1,"e":"E"}'), 'bad history header'],
+    ['a history frame at a fractional offset', frame(4, '{"b":0,"r":["r"],"o":1.5,"e":"E"}'), 'bad history header'],
+    ['a history frame at an offset beyond 2^53', frame(4, '{"b":0,"r":["r"],"o":9007199254740993,"e":"E"}'), 'bad history header'],
+    ['a history frame with the offset as a string', frame(4, '{"b":0,"r":["r"],"o":"1","e":"E"}'), 'bad history header'],
+    ['a history frame without an epoch', frame(4, '{"b":0,"r":["r"],"o":1}'), 'bad history header'],
+    ['a history frame with an empty epoch', frame(4, '{"b":0,"r":["r"],"o":1,"e":""}'), 'bad history header'],
+    ['a history frame with an epoch over 64 characters', frame(4, `{"b":0,"r":["r"],"o":1,"e":"${'e'.repeat(65)}"}`), 'bad history header'],
+    ['a history frame with the epoch as a number', frame(4, '{"b":0,"r":["r"],"o":1,"e":1}'), 'bad history header'],
+    ['a history frame whose header is an array', frame(4, '[0,["r"],1,"E"]'), 'bad history header'],
+    ['a history frame whose header is not JSON', frame(4, '{"b":0,"r":["r"],"o":1,"e":"E"'), 'header is not JSON'],
+    ['a history frame whose header is truncated', frame(4, '{"b":0,"r":["r"],"o":1,"e":"E"}', Buffer.alloc(0), { length: 40 }), 'truncated'],
     ['kind 0', frame(0, '{}'), 'unknown kind 0'],
     ['kind 9', frame(9, '{"b":0,"r":null}'), 'unknown kind 9']
   ]
@@ -128,7 +186,8 @@ t.test('decode never throws, whatever the bytes', async (t) => {
   const frames = [
     encode(UID, { kind: 'broadcast', binary: true, rooms: ['a'], exceptIds: new Set(['x']), data: Buffer.from('body') }),
     encode(UID, { kind: 'query', id: 7, query: 'size', room: 'a' }),
-    encode(UID, { kind: 'answer', id: 7, value: ['a'] })
+    encode(UID, { kind: 'answer', id: 7, value: ['a'] }),
+    encode(UID, { kind: 'history', room: 'a', offset: 3, epoch: 'E', binary: true, exceptIds: new Set(['x']), data: Buffer.from('body') })
   ]
   let decodedCount = 0
   for (const whole of frames) {

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import type { Adapter, AdapterFetchOptions, AdapterHost, EncodedMessage, PublishTarget } from '../../../types/index'
+import type { Adapter, AdapterFetchOptions, AdapterHistory, AdapterHost, EncodedMessage, PublishTarget } from '../../../types/index'
 import type { RedisAdapterOptions, RedisAdapterStats, RedisClient, RedisConnection } from '../../../types/index'
 import { encodedFrom } from '../../codec'
 import { Listeners, Outage, connectionsOf, quit, settled } from './client'
+import { RedisHistory } from './history'
 import { PendingQueries } from './queries'
-import { type Question, type ReceivedMessage, UID_BYTES, decode, encode, publishedBy } from './wire'
+import { type Question, type ReceivedMessage, UID_BYTES, decode, encode, ownEcho } from './wire'
 
 export { requireIoredis } from './client'
 
@@ -24,6 +25,10 @@ const isRoomList = (value: unknown): value is string[] => Array.isArray(value)
  * subscribed while the room has a local member, so an instance receives only
  * rooms it hosts; `broadcastAll` and multi-room broadcasts go through one
  * channel every instance subscribes to.
+ *
+ * History rooms are kept in Redis Streams (`history`): a message is numbered,
+ * stored and published to the room's channel in one script, and comes back to
+ * every instance hosting the room, this one included, through `host.sequenced`.
  */
 export class RedisAdapter implements Adapter {
   /** This instance's id in the cluster (hex). */
@@ -45,6 +50,9 @@ export class RedisAdapter implements Adapter {
   /** channels whose unsubscribe could not be sent: undone when the subscriber is ready again */
   private readonly staleChannels = new Set<string>()
   private readonly queries = new PendingQueries()
+  /** The history rooms' store, shared by the instances: Redis Streams on the publishing connection. */
+  readonly history: AdapterHistory
+  private readonly store: RedisHistory
   private readonly listeners = new Listeners()
   private readonly counters = {
     redisPublished: 0,
@@ -77,6 +85,8 @@ export class RedisAdapter implements Adapter {
     this.answerChannelPrefix = `${prefix}:answer:`
     this.answerChannel = this.answerChannelPrefix + this.uid
     this.roomChannelPrefix = `${prefix}:room:`
+    this.store = new RedisHistory(pub, prefix, this.roomChannelPrefix, this.uidBytes)
+    this.history = this.store
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -112,6 +122,7 @@ export class RedisAdapter implements Adapter {
     if (this.closed) return
     this.closed = true
     this.queries.close()
+    this.store.close()
     this.listeners.removeAll()
     if (!this.owned.includes(this.sub) && this.sub.status === 'ready') {
       await this.sub.unsubscribe(this.allChannel, this.queryChannel, this.answerChannel, ...this.roomChannels).catch(noop)
@@ -125,8 +136,11 @@ export class RedisAdapter implements Adapter {
   private async restoreSubscriptions (): Promise<void> {
     // A channel active again meanwhile is no longer stale (roomActive() took it out).
     const stale = [...this.staleChannels]
+    const rooms = [...this.roomChannels]
     try {
-      await this.sub.subscribe(this.allChannel, this.queryChannel, this.answerChannel, ...this.roomChannels)
+      await this.sub.subscribe(this.allChannel, this.queryChannel, this.answerChannel, ...rooms)
+      // Messages of these rooms may have been missed while the subscriber was away.
+      for (const channel of rooms) this.resubscribed(channel)
       if (stale.length > 0) {
         await this.sub.unsubscribe(...stale)
         for (const channel of stale) this.staleChannels.delete(channel)
@@ -146,7 +160,20 @@ export class RedisAdapter implements Adapter {
     this.staleChannels.delete(channel)
     if (this.started && !this.closed && this.sub.status === 'ready') {
       // A failure means the connection dropped: its next 'ready' subscribes again.
-      this.sub.subscribe(channel).catch(noop)
+      this.sub.subscribe(channel).then(() => this.resubscribed(channel), noop)
+    }
+  }
+
+  /**
+   * A room channel is subscribed (again): from now on its messages arrive, and
+   * the host reads from the history store what it may have missed before.
+   */
+  private resubscribed (channel: string): void {
+    const host = this.host as AdapterHost
+    try {
+      host.resync(channel.slice(this.roomChannelPrefix.length))
+    } catch (err) {
+      host.log.error({ err, channel }, 'Failed to resync a room after its channel was subscribed')
     }
   }
 
@@ -202,8 +229,9 @@ export class RedisAdapter implements Adapter {
   private receive (host: AdapterHost, channel: string, payload: Buffer): void {
     // A subscriber that was given to the adapter may carry the app's own channels too.
     if (channel !== this.allChannel && channel !== this.queryChannel && channel !== this.answerChannel && !channel.startsWith(this.roomChannelPrefix)) return
-    // Its own messages come back to the instance: it has delivered them locally already.
-    if (publishedBy(payload, this.uidBytes)) return
+    // Its own messages come back to the instance: it has delivered them locally
+    // already (not those of history rooms: it delivers them now, as every instance).
+    if (ownEcho(payload, this.uidBytes)) return
     const decoded = decode(payload)
     if (!decoded.ok) {
       this.invalid(channel, decoded.reason)
@@ -223,6 +251,11 @@ export class RedisAdapter implements Adapter {
         this.counters.redisReceived++
         // The body is the message as the publisher encoded it: handed on as it is.
         this.counters.redisDelivered += host.deliver(encodedFrom(message.data, message.binary), { rooms: message.rooms, exceptIds: message.exceptIds })
+        break
+      case 'history':
+        this.counters.redisReceived++
+        // In offset order, with the gaps filled, by the host: it counts what it writes.
+        host.sequenced(message.room, { offset: message.offset, epoch: message.epoch }, encodedFrom(message.data, message.binary), message.exceptIds)
         break
       case 'query': {
         // Answered with this instance's own view; the asking instance times out on its own if the answer is lost.

@@ -5,16 +5,21 @@ import { MAX_ROOM_NAME_LENGTH } from '../../constants'
 // Every message an instance publishes is one binary frame:
 //
 //   offset 0    u8    format version (FORMAT_VERSION)
-//   offset 1    u8    kind: broadcast, query or answer
+//   offset 1    u8    kind: broadcast, query, answer or history
 //   offset 2    16 B  uid of the publishing instance
 //   offset 18   u32   length H of the JSON header (big-endian)
 //   offset 22   H B   the JSON header
-//   offset 22+H       the body: for a broadcast, the message exactly as the
-//                     publisher's own sockets got it (encoded once, never again)
+//   offset 22+H       the body: for a broadcast or a history message, the
+//                     message exactly as the sockets get it (encoded once, never again)
 //
 // Headers: broadcast `{ b: 0|1 (binary), r: rooms | null (every connection),
 // x?: connection ids to skip }`; query `{ id, q: 'rooms'|'size'|'connections',
-// room? }`; answer `{ id, v }`.
+// room? }`; answer `{ id, v }`; history `{ b, r: [room], x?, o: offset, e: epoch }`.
+//
+// A history frame is put together by the history store's append script
+// (./history.ts), in Redis: Node gives it the fixed part up to the header
+// length (`historyFrameStart`) and the header without its end; the script adds
+// `,"o":N,"e":"E"}`, the header length and the body, and publishes it.
 //
 // This module is pure: bytes in, typed messages out, and back. Whatever comes
 // from Redis is checked here, once; the adapter never looks at a header.
@@ -25,6 +30,9 @@ export const UID_BYTES = 16
 const KIND_BROADCAST = 1
 const KIND_QUERY = 2
 const KIND_ANSWER = 3
+const KIND_HISTORY = 4
+/** the longest epoch a history frame may carry (the store's are 8 characters) */
+const MAX_EPOCH_LENGTH = 64
 const UID_END = 2 + UID_BYTES
 const HEADER_START = UID_END + 4
 
@@ -57,13 +65,38 @@ export interface AnswerMessage {
   readonly value: AnswerValue
 }
 
-export type WireMessage = BroadcastMessage | QueryMessage | AnswerMessage
+/**
+ * A message of a history room as the store numbered it: delivered by every
+ * instance that hosts the room, its publisher included, in offset order.
+ */
+export interface HistoryMessage {
+  readonly kind: 'history'
+  readonly room: string
+  /** its offset in the room (from 1) */
+  readonly offset: number
+  /** the epoch of the room's history it belongs to */
+  readonly epoch: string
+  readonly binary: boolean
+  /** `null` (or empty): nobody is skipped */
+  readonly exceptIds: ReadonlySet<string> | null
+  /** the message as the sockets get it */
+  readonly data: Buffer
+}
+
+/** What a history frame's start is made of: everything but its position and body. */
+export interface HistoryFrameFields {
+  readonly room: string
+  readonly binary: boolean
+  readonly exceptIds: ReadonlySet<string> | null
+}
+
+export type WireMessage = BroadcastMessage | QueryMessage | AnswerMessage | HistoryMessage
 
 /** The uid (hex) of the instance that published it: queries are answered, and answers counted, per instance. */
 interface Origin { readonly origin: string }
 
 /** A message as decoded: queries and answers say who sent them. */
-export type ReceivedMessage = BroadcastMessage | (QueryMessage & Origin) | (AnswerMessage & Origin)
+export type ReceivedMessage = BroadcastMessage | HistoryMessage | (QueryMessage & Origin) | (AnswerMessage & Origin)
 
 export type Decoded =
   | { readonly ok: true, readonly message: ReceivedMessage }
@@ -71,6 +104,14 @@ export type Decoded =
 
 /** The frame of a message published by the instance `uid` (UID_BYTES bytes). */
 export function encode (uid: Buffer, message: WireMessage): Buffer {
+  if (message.kind === 'history') {
+    // As the store's script completes it: one layout, whoever writes it.
+    const { head, headerStart } = historyFrameStart(uid, message)
+    const json = Buffer.from(headerStart + `,"o":${message.offset},"e":${JSON.stringify(message.epoch)}}`)
+    const length = Buffer.allocUnsafe(4)
+    length.writeUInt32BE(json.length)
+    return Buffer.concat([head, length, json, message.data])
+  }
   let kind: number
   let header: object
   let body: Buffer | undefined
@@ -103,12 +144,30 @@ export function encode (uid: Buffer, message: WireMessage): Buffer {
 }
 
 /**
- * Whether a frame was published by the instance `uid`. Checked before
- * decoding: every broadcast comes back to its publisher, which has delivered
- * it locally already and drops it unread.
+ * The start of a history frame: the bytes before the header length (version,
+ * kind, uid), and the JSON header without its end, which is
+ * `,"o":<offset>,"e":"<epoch>"}` (epochs are base64url: nothing to escape).
  */
-export function publishedBy (payload: Buffer, uid: Buffer): boolean {
-  return payload.length >= HEADER_START && payload[0] === FORMAT_VERSION && uid.compare(payload, 2, UID_END) === 0
+export function historyFrameStart (uid: Buffer, fields: HistoryFrameFields): { head: Buffer, headerStart: string } {
+  const head = Buffer.allocUnsafe(UID_END)
+  head[0] = FORMAT_VERSION
+  head[1] = KIND_HISTORY
+  uid.copy(head, 2)
+  const { exceptIds } = fields
+  const start = { b: fields.binary ? 1 : 0, r: [fields.room] }
+  // `x` is left out when nobody is skipped, as in a broadcast.
+  const json = JSON.stringify(exceptIds !== null && exceptIds.size > 0 ? { ...start, x: [...exceptIds] } : start)
+  return { head, headerStart: json.slice(0, -1) }
+}
+
+/**
+ * Whether a frame is the instance `uid`'s own, come back to it: dropped
+ * unread, before any decoding, as it delivered its broadcasts locally already
+ * (and asked its queries itself). Not a history frame: those are delivered
+ * when they come back, by the instance that appended them too.
+ */
+export function ownEcho (payload: Buffer, uid: Buffer): boolean {
+  return payload.length >= HEADER_START && payload[0] === FORMAT_VERSION && payload[1] !== KIND_HISTORY && uid.compare(payload, 2, UID_END) === 0
 }
 
 /** A frame from Redis as a checked message, or why it is not one. Never throws. */
@@ -128,6 +187,7 @@ export function decode (payload: Buffer): Decoded {
     case KIND_BROADCAST: return decodeBroadcast(fields, payload.subarray(headerEnd))
     case KIND_QUERY: return decodeQuery(fields, payload.toString('hex', 2, UID_END))
     case KIND_ANSWER: return decodeAnswer(fields, payload.toString('hex', 2, UID_END))
+    case KIND_HISTORY: return decodeHistory(fields, payload.subarray(headerEnd))
     default: return invalid(`unknown kind ${payload[1]}`)
   }
 }
@@ -139,6 +199,14 @@ function decodeBroadcast ({ b, r, x }: Record<string, unknown>, data: Buffer): D
   // The body is a view into the reply ioredis read, memory ioredis never
   // reuses: the sockets may hold on to it until their (possibly corked) writes go out.
   return valid({ kind: 'broadcast', binary: b === 1, rooms: r, exceptIds: x === undefined ? null : new Set(x), data })
+}
+
+function decodeHistory ({ b, r, x, o, e }: Record<string, unknown>, data: Buffer): Decoded {
+  if ((b !== 0 && b !== 1) || !isRoomList(r) || r.length !== 1 || (x !== undefined && !isStringArray(x)) || !isOffset(o) || !isEpoch(e)) {
+    return invalid('bad history header')
+  }
+  // The body is a view into the reply, as a broadcast's.
+  return valid({ kind: 'history', room: r[0], offset: o, epoch: e, binary: b === 1, exceptIds: x === undefined ? null : new Set(x), data })
 }
 
 function decodeQuery ({ id, q, room }: Record<string, unknown>, origin: string): Decoded {
@@ -176,4 +244,12 @@ function isStringArray (value: unknown): value is string[] {
 
 function isCount (value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+}
+
+function isOffset (value: unknown): value is number {
+  return isCount(value) && value > 0
+}
+
+function isEpoch (value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_EPOCH_LENGTH
 }
