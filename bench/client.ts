@@ -8,7 +8,10 @@
  * `nexus-mixed` (every second one) are ws clients that offer the `nexus.v1`
  * subprotocol: they skip its `h` hello frame, take the payload of each `m`
  * frame (what follows the header's line feed) for the message, and send their
- * own messages as `m{}` frames.
+ * own messages as `m{}` frames. So do those of `nexus-history-protocol`,
+ * which also take the `j` frame of each history room the server joins them
+ * to (one that says the history broke is stray); its checked socket checks
+ * that the offsets of each room's messages follow one another.
  */
 import type { Duplex } from 'node:stream'
 import { io, type Socket } from 'socket.io-client'
@@ -16,7 +19,7 @@ import { WebSocket, type RawData } from 'ws'
 import { sendWithCredit } from './lib/credit'
 import { serve, tell } from './lib/ipc'
 import {
-  AUTH_TOKEN, EVENT, FANOUT_ROOM, INBOUND_EVENT, PINGS_PER_STEP, ROOMS_PER_CLIENT, SUBPROTOCOL, burstRoomsOf, isImpl, pingText, speaksProtocol,
+  AUTH_TOKEN, EVENT, FANOUT_ROOM, INBOUND_EVENT, PINGS_PER_STEP, ROOMS_PER_CLIENT, SUBPROTOCOL, burstRoomsOf, isHistoryImpl, isImpl, pingText, speaksProtocol,
   type Ack, type ClientReport, type Impl, type ConnectResult, type InboundReport, type SubscribeMessage
 } from './lib/protocol'
 
@@ -69,6 +72,38 @@ const checkedProtocol = impl === 'nexus-mixed' ? 1 : 0
 const LF = 0x0a
 const KIND_MESSAGE = 0x6d // 'm'
 const KIND_HELLO = 0x68 // 'h'
+const KIND_JOIN = 0x6a // 'j'
+
+/** The `nexus.v1` clients are in history rooms: `j` frames come, and messages carry positions. */
+const history = isHistoryImpl(impl)
+
+/** A position as a `j` or `m` header gives it. */
+interface Head {
+  r?: unknown
+  o?: unknown
+  e?: unknown
+  recovered?: unknown
+}
+
+/** The checked socket's last position in each history room (from its `j` frame, then its messages). */
+const positions = new Map<unknown, { o: number, e: unknown }>()
+
+/**
+ * The checked socket of `nexus-history-protocol`: a `j` frame sets a room's
+ * position; each message of the room must have the next offset in the same
+ * epoch (a `j` that says the history broke, or a gap, is a mismatch).
+ */
+function checkPosition (head: Head, join: boolean): void {
+  const offset = typeof head.o === 'number' && typeof head.e === 'string' ? head.o : NaN
+  if (join) {
+    // Usually before a round (mismatches are counted per round): a broken one makes the room's next message a mismatch.
+    positions.set(head.r, { o: head.recovered === false ? NaN : offset, e: head.e })
+    return
+  }
+  const last = positions.get(head.r)
+  if (last === undefined || offset !== last.o + 1 || head.e !== last.e) mismatches++
+  positions.set(head.r, { o: offset, e: head.e })
+}
 /** `m{}` frames carry the client's messages (PROTOCOL.md). */
 const MESSAGE_HEAD = 'm{}\n'
 
@@ -179,8 +214,20 @@ function openProtocol (port: number, path: string, index: number): Promise<Conn>
       if (kind === KIND_MESSAGE && hello) {
         const end = frame.indexOf(LF)
         const payload = frame.subarray(end + 1)
-        if (!checked) received(index, payload)
-        else received(index, payload, (JSON.parse(frame.toString('utf8', 1, end)) as { r?: unknown }).r ?? null)
+        if (!checked) {
+          received(index, payload)
+          return
+        }
+        const head = JSON.parse(frame.toString('utf8', 1, end)) as Head
+        if (history && round !== null) checkPosition(head, false)
+        received(index, payload, head.r ?? null)
+      } else if (kind === KIND_JOIN && hello && history) {
+        // The server joined this socket to a history room (onConnect, the subscribe message): its position
+        // there. One that says the room's history broke (`recovered: false`) is stray: the round fails.
+        const end = frame.indexOf(LF)
+        const head = JSON.parse(frame.toString('utf8', 1, end === -1 ? frame.length : end)) as Head
+        if (head.recovered === false) stray++
+        if (checked) checkPosition(head, true)
       } else if (kind === KIND_HELLO && !hello) {
         hello = true
         protocolSockets++
@@ -336,6 +383,7 @@ serve({
     conns.length = 0
     nextIndex = 0
     protocolSockets = 0
+    positions.clear()
     return closed
   },
   prepare: ({ kind, steps, ackEvery }: { kind: 'fanout' | 'burst', steps: number, ackEvery: number }) => {

@@ -10,7 +10,10 @@
  * from the same run, with the CPU that other processes used meanwhile. The
  * plugin with `nexus.v1` clients (`nexus-protocol`, `nexus-mixed`) runs in the
  * broadcast scenarios, and gets its own table: ratios to raw ws and to the
- * plugin with raw clients, and the protocol encodings per broadcast.
+ * plugin with raw clients, and the protocol encodings per broadcast. So does
+ * the plugin whose broadcast rooms keep a memory history (`nexus-history`,
+ * `nexus-history-protocol`, named with --impls): ratios to the same clients
+ * in a plain room.
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
@@ -22,10 +25,10 @@ import { available as procAvailable, noiseBetween, snapshot, NOISE_THRESHOLD_COR
 import { diffPerConnection, heapMarkdown, tallySnapshot } from './lib/heap'
 import { profileMarkdown, summarizeProfile, type CpuProfile } from './lib/profile'
 import {
-  AUTH_PATH, BURST_ROOMS, FANOUT_ROOM, IMPLS, LABELS, PATH, PROTOCOL_IMPLS, ROOMS_PER_CLIENT, burstRoomsOf, isImpl, isProtocolImpl, protocolClients, takesPart,
+  AUTH_PATH, BURST_ROOMS, FANOUT_ROOM, HISTORY_IMPLS, IMPLS, LABELS, PATH, PROTOCOL_IMPLS, ROOMS_PER_CLIENT, burstRoomsOf, isHistoryImpl, isImpl, isProtocolImpl, protocolClients, takesPart,
   PINGS_PER_STEP, type ClientReport, type ConnectResult, type FlowTiming, type Impl, type InboundReport, type InboundResult, type MemorySample, type Scenario, type Timing
 } from './lib/protocol'
-import { markdownTable, protocolMarkdown, protocolText, protocolSummary, summarize, textTable, type Metric, type Row } from './lib/report'
+import { historyMarkdown, historySummary, historyText, markdownTable, protocolMarkdown, protocolText, protocolSummary, summarize, textTable, type Metric, type Row } from './lib/report'
 import { median } from './lib/stats'
 
 /** Warm-up rounds of the connection-rate scenario, per implementation. */
@@ -112,9 +115,11 @@ const USAGE = `Usage: npm run bench -- [--quick] [--repeats=N] [--impls=ws,nexus
 
   --quick       the short suite (under a minute)
   --repeats=N   measured rounds per implementation and scenario
-  --impls=LIST  implementations to run (raw ws is always included, and nexus
-                with ${PROTOCOL_IMPLS.join(' or ')}): ${[...IMPLS, ...PROTOCOL_IMPLS].join(', ')};
-                also the probes ws-frame-list, ws-frame, ws-frame-cork
+  --impls=LIST  implementations to run (raw ws is always included, nexus with
+                a protocol or history one, nexus-protocol with nexus-history-protocol):
+                ${[...IMPLS, ...PROTOCOL_IMPLS].join(', ')};
+                named only: ${HISTORY_IMPLS.join(', ')} (broadcast rooms with a
+                memory history) and the probes ws-frame-list, ws-frame, ws-frame-cork
   --profile     CPU-profile (node --cpu-prof) the plugin's and raw ws's fan-out
                 servers and summarise where the broadcast time goes
   --no-write    print the results only
@@ -140,8 +145,10 @@ function parseArgs (argv: string[]): Args {
       const names = value.split(',').map((item) => item.trim()).filter(Boolean)
       for (const item of names) if (!isImpl(item)) throw new Error(`unknown implementation ${item}\n\n${USAGE}`)
       impls = ['ws', ...(names as Impl[]).filter((item) => item !== 'ws')]
-      // The protocol figures are also ratios to the plugin with raw clients.
-      if (impls.some(isProtocolImpl) && !impls.includes('nexus')) impls.splice(1, 0, 'nexus')
+      // The protocol and history figures are also ratios to the plugin with raw clients in a plain room.
+      if ((impls.some(isProtocolImpl) || impls.some(isHistoryImpl)) && !impls.includes('nexus')) impls.splice(1, 0, 'nexus')
+      // nexus.v1 clients in a history room are compared with nexus.v1 clients in a plain room.
+      if (impls.includes('nexus-history-protocol') && !impls.includes('nexus-protocol')) impls.splice(impls.indexOf('nexus') + 1, 0, 'nexus-protocol')
       implsGiven = true
     } else if (name === '--help' || name === '-h') {
       console.log(USAGE)
@@ -500,11 +507,14 @@ class Suite {
     const report = await pair.client.call<ClientReport>('report')
     // The mix of clients is what the implementation says (the server selected nexus.v1 for every client that offered it).
     const protocolSockets = protocolClients(pair.impl, report.sockets)
+    // A history implementation stored every broadcast in its room's history (each broadcast names one room).
+    const storedAll = !isHistoryImpl(pair.impl) || timing.stored === timing.broadcasts
     const ok = !timing.timedOut && report.received === report.expected && report.mismatches === 0 && report.stray === 0 && report.closedUnexpectedly === 0 &&
-      report.protocolSockets === protocolSockets
+      report.protocolSockets === protocolSockets && storedAll
     if (ok) return { timing, report, noise, ok }
     const note = `received ${report.received} of ${report.expected}, ${report.mismatches} wrong, ${report.stray} stray, ${report.closedUnexpectedly} closed` +
-      `${report.protocolSockets === protocolSockets ? '' : `, ${report.protocolSockets} nexus.v1 sockets instead of ${protocolSockets}`}${timing.timedOut ? ', out of time' : ''}`
+      `${report.protocolSockets === protocolSockets ? '' : `, ${report.protocolSockets} nexus.v1 sockets instead of ${protocolSockets}`}` +
+      `${storedAll ? '' : `, ${timing.stored ?? 'no'} history messages stored for ${timing.broadcasts} broadcasts`}${timing.timedOut ? ', out of time' : ''}`
     return { timing, report, noise, ok, note }
   }
 
@@ -531,6 +541,7 @@ class Suite {
       for (const impl of this.order(r, impls)) {
         const { timing, report, noise, ok, note } = await this.flowRound(this.pair(impl), kind, n, steps)
         const values: Record<string, number> = { cpuUsPerMsg: timing.cpuUs / report.received, msgPerSec: report.received / (timing.wallMs / 1000), delivered: report.received, cpuUs: timing.cpuUs, wallMs: timing.wallMs, broadcasts: timing.broadcasts }
+        if (timing.stored !== null) values.stored = timing.stored
         if (timing.encodings !== null) {
           values.encodings = timing.encodings
           values.encodingsPerBroadcast = timing.encodings / timing.broadcasts
@@ -540,7 +551,8 @@ class Suite {
         this.record(rate, impl, ok ? values.msgPerSec : null, noise)
         this.rounds.push({ scenario: `${kind}-${n}`, impl, repeat: r, ok, values, noise, ...(note === undefined ? {} : { note }) })
         if (impl === 'nexus') windows.push([timing.startUs, timing.endUs])
-        const encoded = timing.encodings === null ? '' : `, ${values.encodingsPerBroadcast.toFixed(2)} nexus.v1 enc/broadcast`
+        const encoded = (timing.encodings === null ? '' : `, ${values.encodingsPerBroadcast.toFixed(2)} nexus.v1 enc/broadcast`) +
+          (timing.stored === null ? '' : `, ${(timing.stored / timing.broadcasts).toFixed(2)} stored/broadcast`)
         this.log(`${kind} ${n} ${impl.padEnd(18)} ${values.cpuUsPerMsg.toFixed(2)} µs CPU/msg, ${Math.round(values.msgPerSec).toLocaleString('en-US')} msg/s${encoded}${noise.flagged ? `  (noise ${noise.foreignCores.toFixed(2)} cores)` : ''}${note === undefined ? '' : `  FAILED: ${note}`}`)
       }
     }
@@ -757,7 +769,7 @@ function redraw (file: string): void {
   const saved = JSON.parse(readFileSync(file, 'utf8')) as {
     mode: string, date: string, environment: { cpus: string }, plan: Plan, noise: { flaggedRounds: number, rounds: number }, results: Row[]
   }
-  const impls = [...IMPLS, ...PROTOCOL_IMPLS].filter((impl) => saved.results.some((row) => row.figures[impl] !== undefined))
+  const impls = [...IMPLS, ...PROTOCOL_IMPLS, ...HISTORY_IMPLS].filter((impl) => saved.results.some((row) => row.figures[impl] !== undefined))
   const out = file.replace(/\.json$/, '.svg')
   writeFileSync(out, chartSvg(saved.results, impls, captionOf(saved.mode, saved.date, saved.environment.cpus, saved.plan.repeats, saved.noise.flaggedRounds, saved.noise.rounds)))
   console.log(`written: ${path.relative(ROOT, out)}`)
@@ -859,12 +871,19 @@ async function main (): Promise<void> {
   const table = markdownTable(rows, args.impls)
   const protocol = protocolSummary(rows)
   const protocolTable = protocol.length === 0 ? '' : protocolMarkdown(protocol)
+  const history = historySummary(rows)
+  const historyTable = history.length === 0 ? '' : historyMarkdown(history)
   console.log('')
   console.log(textTable(rows, args.impls))
   console.log('')
   if (protocol.length > 0) {
     console.log('nexus.v1 clients: server CPU per delivered message, ratios to raw ws and to the plugin with raw clients; nexus.v1 encodings per broadcast')
     console.log(protocolText(protocol))
+    console.log('')
+  }
+  if (history.length > 0) {
+    console.log('history rooms (memory store): server CPU per delivered message, ratios to raw ws and to the same clients in a plain room (target ≤ 1.15×)')
+    console.log(historyText(history))
     console.log('')
   }
   console.log(`noise: ${noiseSummary.verdict}; median foreign CPU ${noiseSummary.medianForeignCores.toFixed(2)} cores, max ${noiseSummary.maxForeignCores.toFixed(2)}; background before the run ${background.toFixed(2)} cores`)
@@ -889,13 +908,18 @@ async function main (): Promise<void> {
     noise: noiseSummary,
     results: rows,
     protocol,
+    history,
     rounds: suite.rounds
   }, null, 2) + '\n')
   writeFileSync(`${base}.svg`, chartSvg(rows, args.impls, caption))
-  const tables = protocolTable === '' ? table : `${table}\n\nWith \`nexus.v1\` clients (server CPU per delivered message; ratios to raw ws and to the plugin with raw clients, same run):\n\n${protocolTable}`
+  const tables = [
+    table,
+    ...(protocolTable === '' ? [] : [`With \`nexus.v1\` clients (server CPU per delivered message; ratios to raw ws and to the plugin with raw clients, same run):\n\n${protocolTable}`]),
+    ...(historyTable === '' ? [] : [`History rooms, memory store (server CPU per delivered message; ratios to raw ws and to the same clients in a plain room, same run):\n\n${historyTable}`])
+  ].join('\n\n')
   writeFileSync(`${base}.md`, `${caption}\n\n${tables}\n\nNoise: ${noiseSummary.verdict}.\n`)
-  // A full run of every implementation (the protocol ones included or not, no probe) is the README's.
-  const suiteImpls: readonly string[] = [...IMPLS, ...PROTOCOL_IMPLS]
+  // A full run of every implementation (the protocol and history ones included or not, no probe) is the README's.
+  const suiteImpls: readonly string[] = [...IMPLS, ...PROTOCOL_IMPLS, ...HISTORY_IMPLS]
   if (args.plan.mode === 'full' && IMPLS.every((impl) => args.impls.includes(impl)) && args.impls.every((impl) => suiteImpls.includes(impl))) {
     updateReadme(tables, `${base}.svg`, `${base}.json`, startedAt.toISOString().slice(0, 10))
   }

@@ -6,7 +6,9 @@
  * message names, counts the `ping` messages it receives (the inbound
  * scenario) with the same synchronous handler, and leaves its rooms when it
  * closes. `nexus-protocol` and `nexus-mixed` run the plugin's server (their
- * clients differ); in every plugin server, the `nexus.v1` encodings the
+ * clients differ); `nexus-history` and `nexus-history-protocol` run it with
+ * `roomPolicies` giving the broadcast rooms a memory history, and count the
+ * messages it stored. In every plugin server, the `nexus.v1` encodings the
  * plugin builds are counted (`countEncodings`).
  */
 import { createServer, type Server as HttpServer } from 'node:http'
@@ -23,7 +25,7 @@ import nexusRealtime from 'fastify-nexus-realtime'
 import { sendWithCredit } from './lib/credit'
 import { serve, tell } from './lib/ipc'
 import {
-  AUTH_PATH, AUTH_TOKEN, BURST_ROOMS, EVENT, FANOUT_ROOM, INBOUND_EVENT, PATH, isImpl, priceUpdate, tickMessage,
+  AUTH_PATH, AUTH_TOKEN, BURST_ROOMS, EVENT, FANOUT_ROOM, HISTORY_POLICIES, INBOUND_EVENT, PATH, isImpl, priceUpdate, tickMessage,
   type Ack, type FlowTiming, type Impl, type InboundMessage, type InboundResult, type MemorySample, type PingMessage, type Timing
 } from './lib/protocol'
 
@@ -34,6 +36,8 @@ interface Target {
   roomSize (room: string): number
   broadcast (room: string, data: unknown): void
   close (): Promise<void>
+  /** messages stored in history rooms so far (the plugin with `roomPolicies` only) */
+  stored?: () => number
 }
 
 // ------------------------------------------------------------ the inbound scenario's handler
@@ -262,10 +266,11 @@ function countEncodings (): void {
   }
 }
 
-async function nexus (): Promise<Target> {
+/** The plugin's server; with `history`, registered with HISTORY_POLICIES (the broadcast rooms keep a memory history). */
+async function nexus (history = false): Promise<Target> {
   countEncodings()
   const app = Fastify({ logger: false })
-  await app.register(nexusRealtime)
+  await app.register(nexusRealtime, history ? { roomPolicies: HISTORY_POLICIES } : {})
   const manager = app.getWebSocket()
   const handlers = {
     onConnect: (socket: WebSocket) => manager.joinRoom(FANOUT_ROOM, socket),
@@ -289,7 +294,8 @@ async function nexus (): Promise<Target> {
     count: () => manager.connections,
     roomSize: (room) => manager.roomSize(room),
     broadcast: (room, data) => { manager.broadcast(room, data) },
-    close: () => app.close()
+    close: () => app.close(),
+    ...(history ? { stored: () => manager.stats().historyAppended } : {})
   }
 }
 
@@ -297,13 +303,16 @@ const FACTORIES: Record<Impl, () => Promise<Target>> = {
   ws: () => rawWs(),
   'fastify-websocket': fastifyWs,
   'socket.io': socketIo,
-  nexus,
+  nexus: () => nexus(),
   'ws-frame-list': () => rawWs(frameOnce(false, false)),
   'ws-frame': () => rawWs(frameOnce(false)),
   'ws-frame-cork': () => rawWs(frameOnce(true)),
   // The same server as `nexus`: only their clients differ.
-  'nexus-protocol': nexus,
-  'nexus-mixed': nexus
+  'nexus-protocol': () => nexus(),
+  'nexus-mixed': () => nexus(),
+  // The same again, its broadcast rooms with a memory history.
+  'nexus-history': () => nexus(true),
+  'nexus-history-protocol': () => nexus(true)
 }
 
 // ------------------------------------------------------------ the driver
@@ -330,27 +339,33 @@ let onAck: ((complete: number) => void) | null = null
 let marked: (() => Timing) | null = null
 /** Broadcasts made since the server started. */
 let broadcasts = 0
+/** Messages the plugin stored in history rooms since it started; null when it has none. */
+let stored: () => number | null = () => null
 
 /**
  * Sends `steps` steps (one step = `send(step)`), at most `window` steps
  * beyond what every client has acknowledged, one step per event-loop turn,
  * and resolves when the last step is acknowledged or the time bound passes;
- * with the broadcasts made and the protocol encodings built meanwhile.
+ * with the broadcasts made, the protocol encodings built and the history
+ * messages stored meanwhile (read outside the measured interval).
  */
 async function flow (steps: number, window: number, send: (step: number) => void): Promise<FlowTiming> {
   const broadcastsBefore = broadcasts
   const encodingsBefore = encodings
+  const storedBefore = stored()
   const stop = measure()
   const credit = sendWithCredit(steps, window, ROUND_TIME_LIMIT_MS, send)
   onAck = credit.acknowledge
   const { timedOut } = await credit.done
   const timing = stop()
   onAck = null
+  const storedAfter = stored()
   return {
     ...timing,
     timedOut,
     broadcasts: broadcasts - broadcastsBefore,
-    encodings: encodings === null || encodingsBefore === null ? null : encodings - encodingsBefore
+    encodings: encodings === null || encodingsBefore === null ? null : encodings - encodingsBefore,
+    stored: storedAfter === null || storedBefore === null ? null : storedAfter - storedBefore
   }
 }
 
@@ -406,6 +421,7 @@ async function main (): Promise<void> {
   const impl = process.argv[2] ?? ''
   if (!isImpl(impl)) throw new Error(`unknown implementation ${impl}`)
   const target = await FACTORIES[impl]()
+  if (target.stored !== undefined) stored = target.stored
   const broadcast = (room: string, data: unknown): void => {
     broadcasts++
     target.broadcast(room, data)

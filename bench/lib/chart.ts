@@ -10,7 +10,9 @@ const COLORS: Readonly<Record<Impl, string>> = {
   'ws-frame': '#b07aa1',
   'ws-frame-cork': '#f28e2b',
   'nexus-protocol': '#1b7837',
-  'nexus-mixed': '#a6d96a'
+  'nexus-mixed': '#a6d96a',
+  'nexus-history': '#76b7b2',
+  'nexus-history-protocol': '#2c7f7a'
 }
 
 function escape (text: string): string {

@@ -26,7 +26,20 @@ export const PROBES = ['ws-frame-list', 'ws-frame', 'ws-frame-cork'] as const
  */
 export const PROTOCOL_IMPLS = ['nexus-protocol', 'nexus-mixed'] as const
 
-export type Impl = typeof IMPLS[number] | typeof PROBES[number] | typeof PROTOCOL_IMPLS[number]
+/**
+ * The plugin registered with `roomPolicies` (HISTORY_POLICIES): every room
+ * the broadcast scenarios write to keeps a memory history, so each broadcast
+ * is numbered and kept before it is written. `nexus-history` has raw clients
+ * (the same bytes on the wire as `nexus`); `nexus-history-protocol` has
+ * `nexus.v1` clients, which get each message's position in its header
+ * (`m{"r":…,"o":…,"e":…}`) and a `j` frame when the server joins them to a
+ * history room. Run only when named with `--impls`, in the broadcast
+ * scenarios only, and compared with `nexus` (and `nexus-protocol`): the
+ * project's target is ≤ 1.15× the plain room's server CPU per delivered message.
+ */
+export const HISTORY_IMPLS = ['nexus-history', 'nexus-history-protocol'] as const
+
+export type Impl = typeof IMPLS[number] | typeof PROBES[number] | typeof PROTOCOL_IMPLS[number] | typeof HISTORY_IMPLS[number]
 
 export const LABELS: Readonly<Record<Impl, string>> = {
   ws: 'raw ws',
@@ -37,7 +50,9 @@ export const LABELS: Readonly<Record<Impl, string>> = {
   'ws-frame': 'ws, frame once (1 buffer)',
   'ws-frame-cork': 'ws, frame once + cork',
   'nexus-protocol': 'nexus, nexus.v1 clients',
-  'nexus-mixed': 'nexus, ½ raw ½ nexus.v1'
+  'nexus-mixed': 'nexus, ½ raw ½ nexus.v1',
+  'nexus-history': 'nexus, history room',
+  'nexus-history-protocol': 'nexus, history room, nexus.v1 clients'
 }
 
 export function isImpl (value: string): value is Impl {
@@ -48,17 +63,21 @@ export function isProtocolImpl (impl: Impl): impl is typeof PROTOCOL_IMPLS[numbe
   return (PROTOCOL_IMPLS as readonly string[]).includes(impl)
 }
 
+export function isHistoryImpl (impl: Impl): impl is typeof HISTORY_IMPLS[number] {
+  return (HISTORY_IMPLS as readonly string[]).includes(impl)
+}
+
 /** The WebSocket subprotocol of the plugin's framed protocol (PROTOCOL.md). */
 export const SUBPROTOCOL = 'nexus.v1'
 
-/** Whether client `index` of an implementation offers `nexus.v1`: all of `nexus-protocol`'s, the odd ones of `nexus-mixed`'s. */
+/** Whether client `index` of an implementation offers `nexus.v1`: all of `nexus-protocol`'s and `nexus-history-protocol`'s, the odd ones of `nexus-mixed`'s. */
 export function speaksProtocol (impl: Impl, index: number): boolean {
-  return impl === 'nexus-protocol' || (impl === 'nexus-mixed' && index % 2 === 1)
+  return impl === 'nexus-protocol' || impl === 'nexus-history-protocol' || (impl === 'nexus-mixed' && index % 2 === 1)
 }
 
 /** How many of `n` clients (indexes 0…n-1) of an implementation speak `nexus.v1`. */
 export function protocolClients (impl: Impl, n: number): number {
-  return impl === 'nexus-protocol' ? n : impl === 'nexus-mixed' ? Math.floor(n / 2) : 0
+  return impl === 'nexus-protocol' || impl === 'nexus-history-protocol' ? n : impl === 'nexus-mixed' ? Math.floor(n / 2) : 0
 }
 
 /**
@@ -69,12 +88,12 @@ export function protocolClients (impl: Impl, n: number): number {
 export type Scenario = 'fanout' | 'fanout-async' | 'burst' | 'inbound' | 'memory' | 'connect'
 
 /** The implementations of the async fan-out scenario (the others do not take part). */
-export const ASYNC_FANOUT_IMPLS: readonly Impl[] = ['ws', 'nexus', 'nexus-protocol']
+export const ASYNC_FANOUT_IMPLS: readonly Impl[] = ['ws', 'nexus', 'nexus-protocol', 'nexus-history', 'nexus-history-protocol']
 
-/** Whether an implementation takes part in a scenario: the protocol ones only in the broadcast scenarios. */
+/** Whether an implementation takes part in a scenario: the protocol and history ones only in the broadcast scenarios. */
 export function takesPart (impl: Impl, scenario: Scenario): boolean {
   if (scenario === 'fanout-async') return ASYNC_FANOUT_IMPLS.includes(impl)
-  if (isProtocolImpl(impl)) return scenario === 'fanout' || scenario === 'burst'
+  if (isProtocolImpl(impl) || isHistoryImpl(impl)) return scenario === 'fanout' || scenario === 'burst'
   return true
 }
 
@@ -97,6 +116,14 @@ export function burstRoomsOf (i: number): string[] {
   const n = BURST_ROOMS.length
   return [BURST_ROOMS[i % n], BURST_ROOMS[(i + 1) % n], BURST_ROOMS[(i + 3) % n]]
 }
+
+/**
+ * The `roomPolicies` of the history implementations' servers: the fan-out
+ * room and every burst room (`stock:*`) keep their last 1,000 messages for
+ * 60 s, in the plugin's memory store (no adapter).
+ */
+export const HISTORY_POLICY = { history: { size: 1000, ttl: 60_000 } } as const
+export const HISTORY_POLICIES = { [FANOUT_ROOM]: HISTORY_POLICY, 'stock:*': HISTORY_POLICY } as const
 
 /** The fan-out message: small JSON (about 90 bytes), built anew for every broadcast as an app would. */
 export function tickMessage (seq: number): Record<string, unknown> {
@@ -211,6 +238,11 @@ export interface FlowTiming extends Timing {
    * no such method to count.
    */
   encodings: number | null
+  /**
+   * messages the plugin stored in a history room (the growth of
+   * `stats().historyAppended`); null when the server has no history rooms
+   */
+  stored: number | null
 }
 
 export interface MemorySample {

@@ -240,3 +240,109 @@ export function protocolText (entries: readonly ProtocolEntry[]): string {
   const format = (line: string[]): string => line.map((text, column) => column === 0 ? text.padEnd(widths[column]) : text.padStart(widths[column])).join('  ')
   return [format(head), ...body.map(format)].join('\n')
 }
+
+// ---------------------------------------------------------------- the history rooms' table
+
+/**
+ * The plugin's figures when the broadcast rooms keep a memory history, in
+ * one broadcast scenario: against raw ws and against the same clients in a
+ * plain room (`nexus` for raw clients, `nexus-protocol` for `nexus.v1` ones).
+ */
+export interface HistoryEntry {
+  /** `<scenario kind>.<n>`, as in the metric keys */
+  key: string
+  scenario: string
+  /** server CPU per delivered message (µs), medians */
+  cpu: { ws?: number, nexus?: number, history?: number, protocol?: number, historyProtocol?: number }
+  marks: { ws?: string, nexus?: string, history?: string, protocol?: string, historyProtocol?: string }
+  /** each / raw ws */
+  vsWs: { nexus?: number, history?: number, historyProtocol?: number }
+  /** history / nexus, and historyProtocol / nexus-protocol: what the history costs per delivered message (target ≤ 1.15) */
+  vsPlain: { history?: number, historyProtocol?: number }
+  /** `nexus.v1` encodings per broadcast of `nexus-history-protocol`, median */
+  encodings?: number
+}
+
+/** One entry per broadcast scenario in which `nexus-history` or `nexus-history-protocol` ran. */
+export function historySummary (rows: readonly Row[]): HistoryEntry[] {
+  const byKey = new Map(rows.map((row) => [row.key, row]))
+  const entries: HistoryEntry[] = []
+  for (const row of rows) {
+    const [kind, n, figure] = row.key.split('.')
+    if (figure !== 'cpu' || !['fanout', 'fanout-async', 'burst'].includes(kind)) continue
+    const f = row.figures
+    if (f['nexus-history'] === undefined && f['nexus-history-protocol'] === undefined) continue
+    const cpu = {
+      ws: medianOf(f.ws),
+      nexus: medianOf(f.nexus),
+      history: medianOf(f['nexus-history']),
+      protocol: medianOf(f['nexus-protocol']),
+      historyProtocol: medianOf(f['nexus-history-protocol'])
+    }
+    const encodings = medianOf(byKey.get(`${kind}.${n}.encodings`)?.figures['nexus-history-protocol'])
+    entries.push({
+      key: `${kind}.${n}`,
+      scenario: row.scenario,
+      cpu,
+      marks: { ws: marksOf(f.ws), nexus: marksOf(f.nexus), history: marksOf(f['nexus-history']), protocol: marksOf(f['nexus-protocol']), historyProtocol: marksOf(f['nexus-history-protocol']) },
+      vsWs: { nexus: ratioOf(cpu.nexus, cpu.ws), history: ratioOf(cpu.history, cpu.ws), historyProtocol: ratioOf(cpu.historyProtocol, cpu.ws) },
+      vsPlain: { history: ratioOf(cpu.history, cpu.nexus), historyProtocol: ratioOf(cpu.historyProtocol, cpu.protocol) },
+      ...(encodings === undefined ? {} : { encodings })
+    })
+  }
+  return entries
+}
+
+const HISTORY_HEAD = [
+  'scenario',
+  'raw ws, µs/msg',
+  'plugin, plain room, µs/msg (× ws)',
+  'plugin, history room, µs/msg',
+  '× ws',
+  '× plain room (target ≤ 1.15×)',
+  'plugin, plain room, nexus.v1 clients, µs/msg',
+  'plugin, history room, nexus.v1 clients, µs/msg',
+  '× ws',
+  '× plain room, nexus.v1 (target ≤ 1.15×)',
+  'nexus.v1 encodings per broadcast (history room)'
+]
+
+function historyCells (entry: HistoryEntry, bold: (text: string) => string): string[] {
+  const num = (value: number | undefined, mark = ''): string => value === undefined ? '–' : `${formatNumber(value)}${mark}`
+  const ratio = (value: number | undefined): string => value === undefined ? '–' : bold(formatRatio(value))
+  return [
+    entry.scenario,
+    num(entry.cpu.ws, entry.marks.ws),
+    entry.cpu.nexus === undefined ? '–' : `${num(entry.cpu.nexus, entry.marks.nexus)} (${ratio(entry.vsWs.nexus)})`,
+    num(entry.cpu.history, entry.marks.history),
+    ratio(entry.vsWs.history),
+    ratio(entry.vsPlain.history),
+    num(entry.cpu.protocol, entry.marks.protocol),
+    num(entry.cpu.historyProtocol, entry.marks.historyProtocol),
+    ratio(entry.vsWs.historyProtocol),
+    ratio(entry.vsPlain.historyProtocol),
+    entry.encodings === undefined ? '–' : entry.encodings.toFixed(2)
+  ]
+}
+
+/** The columns shown: the `nexus.v1` ones (from the 7th) only when `nexus-history-protocol` ran. */
+function historyColumns<T> (entries: readonly HistoryEntry[], line: readonly T[]): T[] {
+  return entries.some((entry) => entry.cpu.historyProtocol !== undefined) ? [...line] : line.slice(0, 6)
+}
+
+/** The history rooms' table, in Markdown. */
+export function historyMarkdown (entries: readonly HistoryEntry[]): string {
+  const head = historyColumns(entries, HISTORY_HEAD)
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => i === 0 ? ' --- ' : ' ---: ').join('|')}|`]
+  for (const entry of entries) lines.push(`| ${historyColumns(entries, historyCells(entry, (text) => `**${text}**`)).join(' | ')} |`)
+  return lines.join('\n')
+}
+
+/** The same table for a terminal. */
+export function historyText (entries: readonly HistoryEntry[]): string {
+  const head = historyColumns(entries, ['scenario', 'ws µs/msg', 'nexus µs/msg', 'history µs/msg', '×ws', '×nexus', 'v1 plain µs/msg', 'v1 history µs/msg', '×ws', '×v1 plain', 'v1 enc/broadcast'])
+  const body = entries.map((entry) => historyColumns(entries, historyCells(entry, (text) => text)))
+  const widths = head.map((_, column) => Math.max(...[head, ...body].map((line) => line[column].length)))
+  const format = (line: string[]): string => line.map((text, column) => column === 0 ? text.padEnd(widths[column]) : text.padStart(widths[column])).join('  ')
+  return [format(head), ...body.map(format)].join('\n')
+}
