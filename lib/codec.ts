@@ -24,6 +24,10 @@ export class Encoded implements EncodedMessage {
   private variant: Encoded | null = null
   private variantRoom: string | null = null
   private variants: Map<string | null, Encoded> | null = null
+  /** In a history room: the room, and the message's position there (its `nexus.v1` form carries it). */
+  placedIn: string | null = null
+  offset = 0
+  epoch = ''
 
   constructor (data: Buffer, binary: boolean) {
     this.data = data
@@ -48,8 +52,15 @@ export class Encoded implements EncodedMessage {
     return other
   }
 
+  /** Gives the message its position in a history room; before any socket got its `nexus.v1` form. */
+  place (room: string, offset: number, epoch: string): void {
+    this.placedIn = room
+    this.offset = offset
+    this.epoch = epoch
+  }
+
   private wrap (room: string | null): Encoded {
-    const head = messageHead(room)
+    const head = room !== null && room === this.placedIn ? messageHead(room, this.offset, this.epoch) : messageHead(room)
     return new Encoded(Buffer.concat([head, this.data], head.length + this.data.length), this.binary)
   }
 }

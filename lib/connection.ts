@@ -1,12 +1,12 @@
 import type { RawData, WebSocket } from 'ws'
-import type { WebSocketRouteConfig } from '../types/index'
+import type { Position, WebSocketRouteConfig } from '../types/index'
 import type { Context } from './context'
-import { ABNORMAL_CLOSURE, CloseCode, OPEN, SLOW_CONSUMER_GRACE_MS } from './constants'
+import { ABNORMAL_CLOSURE, CloseCode, OPEN, POSITIONS_WAIT_MS, SLOW_CONSUMER_GRACE_MS } from './constants'
 import { errors } from './errors'
 import type { RouteState } from './inbound'
 import { protocolSend } from './outbound'
 import { isThenable } from './promise'
-import { helloFrame } from './protocol'
+import { decodeClientFrame, helloFrame, type Status } from './protocol'
 import type { Runtime } from './runtime'
 import { Session } from './session'
 import { kConnection } from './symbols'
@@ -30,6 +30,8 @@ export class Connection extends Session {
   private sentCloseCode: number | undefined
   /** settles when an asynchronous beforeConnect/onConnect did; null otherwise, and once it settled */
   private connecting: Promise<void> | null = null
+  /** set while the connect phase waits for the client's positions (its first frame) */
+  private awaitingPositions: NodeJS.Timeout | null = null
 
   constructor (runtime: Runtime<Connection>, route: RouteState, socket: WebSocket, ctx: Context) {
     super(runtime.counters, route, socket, ctx)
@@ -58,8 +60,8 @@ export class Connection extends Session {
     return this.closed
   }
 
-  protected join (room: string): void {
-    this.runtime.hub.join(room, this)
+  protected enter (room: string, presented: Position | undefined, tell: (status: Status | null) => void): void {
+    this.runtime.hub.enter(room, this, presented, tell)
   }
 
   protected leave (room: string): void {
@@ -126,6 +128,39 @@ export class Connection extends Session {
   // ------------------------------------------------------------ connect phase
 
   /**
+   * Starts the connect phase, after the client's positions when its
+   * handshake said that it presents some (`nexus.resume`): its first frame
+   * carries them, and `onConnect` must know them before it joins rooms.
+   */
+  begin (presents: boolean): void {
+    if (!presents || !this.protocol) {
+      this.start()
+      return
+    }
+    this.awaitingPositions = setTimeout(() => {
+      this.awaitingPositions = null
+      this.start()
+    }, POSITIONS_WAIT_MS)
+  }
+
+  override receive (data: Buffer, isBinary: boolean): void {
+    if (this.awaitingPositions !== null) {
+      clearTimeout(this.awaitingPositions)
+      this.awaitingPositions = null
+      const frame = decodeClientFrame(data, this.route.safety)
+      if ('kind' in frame && frame.kind === 'r') {
+        this.counters.messagesReceived++
+        this.present(frame.positions)
+        this.start()
+        return
+      }
+      // Not the positions: it starts without them, and the frame is handled as any other.
+      this.start()
+    }
+    super.receive(data, isBinary)
+  }
+
+  /**
    * beforeConnect, then onConnect; called by the route once the connection
    * is in place. It stays synchronous while the handlers do (no promise, no
    * microtask per connection); from the first handler that returns a promise
@@ -189,6 +224,12 @@ export class Connection extends Session {
 
   onSocketClose (code: number, reason: Buffer): void {
     this.closed = true
+    if (this.awaitingPositions !== null) {
+      // Closed before its positions came: the connect phase still runs, so that onConnect and onClose stay paired.
+      clearTimeout(this.awaitingPositions)
+      this.awaitingPositions = null
+      this.start()
+    }
     const { live, hub, heartbeat } = this.runtime
     if (this.route.limits.heartbeat > 0) heartbeat.remove(this, this.route.limits.heartbeat)
     // 1006 means no close frame came back; when this side closed first, its

@@ -58,3 +58,6 @@ export const DEFAULT_AUTHORIZE_TIMEOUT = 10_000
 
 /** The longest delay setTimeout honours. */
 export const MAX_TIMEOUT = 2 ** 31 - 1
+
+/** How long a `nexus.v1` connection that said it presents positions waits for them before its connect phase starts without. */
+export const POSITIONS_WAIT_MS = 10_000

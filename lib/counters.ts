@@ -8,7 +8,8 @@ import type { WebSocketStats } from '../types/index'
  */
 export type Counters = Pick<WebSocketStats,
   'messagesReceived' | 'messagesSent' | 'broadcasts' | 'invalidMessages' |
-  'errors' | 'slowConsumers' | 'heartbeatTimeouts' | 'rateLimited'>
+  'errors' | 'slowConsumers' | 'heartbeatTimeouts' | 'rateLimited' |
+  'historyAppended' | 'historyFailures' | 'resumeRecovered' | 'resumeFailed' | 'historyReplayed' | 'historyGapsFilled'>
 
 export function createCounters (): Counters {
   return {
@@ -19,6 +20,12 @@ export function createCounters (): Counters {
     errors: 0,
     slowConsumers: 0,
     heartbeatTimeouts: 0,
-    rateLimited: 0
+    rateLimited: 0,
+    historyAppended: 0,
+    historyFailures: 0,
+    resumeRecovered: 0,
+    resumeFailed: 0,
+    historyReplayed: 0,
+    historyGapsFilled: 0
   }
 }

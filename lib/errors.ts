@@ -56,6 +56,15 @@ export const errors: typeof ErrorsType = {
     'FST_NEXUS_SHUTTING_DOWN',
     'The server is shutting down',
     503
+  ),
+  FST_NEXUS_HISTORY_UNAVAILABLE: createError<'FST_NEXUS_HISTORY_UNAVAILABLE', 503, [string]>(
+    'FST_NEXUS_HISTORY_UNAVAILABLE',
+    'The message could not be stored in the room\'s history: %s',
+    503
+  ),
+  FST_NEXUS_NO_HISTORY: createError<'FST_NEXUS_NO_HISTORY', [string]>(
+    'FST_NEXUS_NO_HISTORY',
+    'The room %s has no history: give it a roomPolicies entry with history'
   )
 }
 

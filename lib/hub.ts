@@ -1,9 +1,13 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Adapter, AdapterHost, EncodedMessage, PublishTarget } from '../types/index'
-import { asEncoded, type Encoded } from './codec'
+import type { Adapter, AdapterHost, EncodedMessage, HistoryPage, Position, PublishTarget } from '../types/index'
+import { asEncoded, Encoded } from './codec'
+import { createCounters, type Counters } from './counters'
+import { errors } from './errors'
+import { History, type Admission } from './history/index'
+import type { Policies } from './policies'
 import { RoomIndex, type Member } from './rooms'
 
-export type { Member }
+export type { Member, Admission }
 
 /**
  * This instance's side of every room: membership (the room index), delivery
@@ -17,15 +21,28 @@ export class Hub<M extends Member = Member> implements AdapterHost {
   private readonly index: RoomIndex<M>
   /** every local member, for broadcasts to every connection */
   private readonly live: ReadonlySet<M>
+  /** the history rooms of `roomPolicies`; null when no room has a policy (the plain path, at no cost) */
+  readonly history: History<M> | null
   private logger: FastifyBaseLogger | undefined
 
-  constructor (adapter: Adapter, live: ReadonlySet<M>) {
+  constructor (adapter: Adapter, live: ReadonlySet<M>, policies: Policies | null = null, counters: Counters = createCounters()) {
     this.adapter = adapter
     this.live = live
-    this.index = new RoomIndex<M>({
-      active: (room) => { adapter.roomActive(room) },
-      idle: (room) => { adapter.roomIdle(room) }
-    })
+    const history = this.history = policies === null
+      ? null
+      : new History<M>(policies, adapter.history ?? null, this, counters, () => this.log)
+    this.index = new RoomIndex<M>(history === null
+      ? { active: (room) => { adapter.roomActive(room) }, idle: (room) => { adapter.roomIdle(room) } }
+      : {
+          active: (room) => {
+            adapter.roomActive(room)
+            history.roomActive(room)
+          },
+          idle: (room) => {
+            adapter.roomIdle(room)
+            history.roomIdle(room)
+          }
+        })
   }
 
   get log (): FastifyBaseLogger {
@@ -55,6 +72,24 @@ export class Hub<M extends Member = Member> implements AdapterHost {
 
   join (room: string, member: M): void {
     this.index.join(room, member)
+  }
+
+  /**
+   * Joins a member to a room. In a history room it is then admitted: `tell`
+   * gets its position (and the outcome of a resume from `presented`) before
+   * any message of the room reaches it. `tell(null)`: a room without history,
+   * or one it was in already.
+   */
+  enter (room: string, member: M, presented: Position | undefined, tell: (admission: Admission | null) => void): void {
+    const history = this.history
+    const policy = history === null ? null : history.policyOf(room)
+    if (policy === null || this.index.membersOf(room).has(member)) {
+      this.index.join(room, member)
+      tell(null)
+      return
+    }
+    this.index.join(room, member)
+    ;(history as History<M>).admit(room, policy, member, presented, tell)
   }
 
   leave (room: string, member: M): void {
@@ -93,9 +128,89 @@ export class Hub<M extends Member = Member> implements AdapterHost {
    * the number of local sockets written to.
    */
   broadcast (message: Encoded, target: PublishTarget, except: ReadonlySet<M> | null): number {
+    if (this.history !== null && target.rooms !== null) return this.broadcastToHistory(this.history, message, target.rooms, target.exceptIds, except)
     const written = this.deliverLocal(message, target.rooms, skipOf(except, target.exceptIds))
     this.adapter.publish(message, target)
     return written
+  }
+
+  /**
+   * A broadcast when some rooms have a history: each history room numbers
+   * and keeps its copy (a socket in two of them gets it once per room, each
+   * with its position); the other rooms go the plain way, each socket once.
+   */
+  private broadcastToHistory (history: History<M>, message: Encoded, rooms: readonly string[], exceptIds: ReadonlySet<string> | null, except: ReadonlySet<M> | null): number {
+    let plain: string[] | null = null
+    let written = 0
+    let copies = 0
+    const skip = skipOf(except, exceptIds)
+    for (const room of rooms) {
+      const policy = history.policyOf(room)
+      if (policy === null) {
+        (plain ??= []).push(room)
+        continue
+      }
+      // Each history room places its own copy (the bytes are shared).
+      const copy = copies++ === 0 ? message : new Encoded(message.data, message.binary)
+      written += history.broadcast(room, policy, copy, this.sharedExcept(history, except, exceptIds), skip)
+      // A store of this process only: other instances get it the plain way, through the adapter.
+      if (history.shared === null) this.adapter.publish(message, { rooms: [room], exceptIds })
+    }
+    if (plain !== null) {
+      written += this.deliverLocal(message, plain, skip)
+      this.adapter.publish(message, { rooms: plain, exceptIds })
+    }
+    return written
+  }
+
+  /** `manager.publish`: one history room, resolved once stored. */
+  async publish (room: string, message: Encoded, exceptIds: ReadonlySet<string> | null, except: ReadonlySet<M> | null): Promise<Position> {
+    const history = this.history
+    const policy = history === null ? null : history.policyOf(room)
+    if (policy === null) throw new errors.FST_NEXUS_NO_HISTORY(JSON.stringify(room))
+    const h = history as History<M>
+    const position = await h.publish(room, policy, message, this.sharedExcept(h, except, exceptIds), skipOf(except, exceptIds))
+    if (h.shared === null) this.adapter.publish(message, { rooms: [room], exceptIds })
+    return position
+  }
+
+  /** `manager.history`. */
+  async read (room: string, since: number | null, limit: number | null): Promise<HistoryPage> {
+    const history = this.history
+    const policy = history === null ? null : history.policyOf(room)
+    if (policy === null) throw new errors.FST_NEXUS_NO_HISTORY(JSON.stringify(room))
+    return await (history as History<M>).read(room, policy, since, limit ?? policy.size)
+  }
+
+  /**
+   * The connection ids a shared store must skip: the `except` sockets go by
+   * id, since the store delivers to this instance too.
+   */
+  private sharedExcept (history: History<M>, except: ReadonlySet<M> | null, exceptIds: ReadonlySet<string> | null): ReadonlySet<string> | null {
+    if (history.shared === null || except === null || except.size === 0) return exceptIds
+    const ids = new Set(exceptIds)
+    for (const member of except) ids.add(member.id)
+    return ids
+  }
+
+  /** A message of a history room from the shared store, delivered in offset order. */
+  sequenced (room: string, position: Position, message: EncodedMessage, exceptIds: ReadonlySet<string> | null): void {
+    const history = this.history
+    if (history !== null && history.policyOf(room) !== null) {
+      history.sequenced(room, position, message, exceptIds)
+      return
+    }
+    // Another instance has a history policy for a room this one has not: delivered the plain way.
+    this.deliver(message, { rooms: [room], exceptIds })
+  }
+
+  resync (room: string): void {
+    this.history?.resync(room)
+  }
+
+  /** Writes a message to a room's local members but `skip`; returns how many were written. */
+  deliverRoom (room: string, message: Encoded, skip: ((member: M) => boolean) | null): number {
+    return deliverAll(this.index.membersOf(room), message, room, skip)
   }
 
   /** A broadcast of another instance, from the adapter: local members only. */
@@ -138,7 +253,7 @@ function skipOf (except: ReadonlySet<Member> | null, exceptIds: ReadonlySet<stri
  * consumer only closes its socket, and leaves its rooms when the close
  * completes, so the sets iterated here do not change under the loop.
  */
-function deliverAll (members: Iterable<Member>, message: Encoded, room: string | null, skip: Skip | null): number {
+function deliverAll<M extends Member> (members: Iterable<M>, message: Encoded, room: string | null, skip: ((member: M) => boolean) | null): number {
   let written = 0
   if (skip === null) {
     for (const member of members) {

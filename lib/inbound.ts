@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws'
-import type { WebSocketRouteConfig } from '../types/index'
+import type { Position, WebSocketRouteConfig } from '../types/index'
 import { InvalidMessage, VALIDATOR_FAILED, type JsonSafety, type MessageValidator } from './codec'
 import { CloseCode, ErrorFrameCode, INBOUND_HIGH_WATER_MARK } from './constants'
 import type { Context } from './context'
@@ -91,6 +91,8 @@ export abstract class Inbound extends Outbound {
   /** A `nexus.v1` subscribe or unsubscribe. */
   protected abstract subscribe (id: number, room: unknown, params: unknown): Promise<void> | undefined
   protected abstract unsubscribe (id: number, room: unknown): void
+  /** A `nexus.v1` client's positions in history rooms, for the rooms it is joined to again. */
+  protected abstract present (positions: Map<string, Position>): void
 
   /** Runs the messages that queued during the connect phase. */
   protected accept (): void {
@@ -147,7 +149,7 @@ export abstract class Inbound extends Outbound {
       return
     }
     // A request, subscribe or unsubscribe is answered, so that the client does not wait for it.
-    const id = frame.kind === 'm' ? undefined : frame.id
+    const id = frame.kind === 'm' || frame.kind === 'r' ? undefined : frame.id
     this.writeText(protocolError(ErrorFrameCode.RATE_LIMITED, this.route.rateLimitedMessage, id === undefined ? undefined : { i: id }))
   }
 
@@ -171,6 +173,10 @@ export abstract class Inbound extends Outbound {
       case 'm': return this.handle(frame.payload, isBinary, undefined)
       case 'q': return this.handle(frame.payload, isBinary, frame.id)
       case 's': return this.subscribe(frame.id, frame.room, frame.params)
+      case 'r':
+        // Positions presented later than first: used for the rooms joined from now on.
+        this.present(frame.positions)
+        return undefined
       case 'u':
         this.unsubscribe(frame.id, frame.room)
         return undefined

@@ -2,6 +2,9 @@ import type { WebSocket } from 'ws'
 import type {
   BroadcastOptions,
   FetchOptions,
+  HistoryPage,
+  HistoryQuery,
+  Position,
   RoomManager,
   WebSocketContext,
   WebSocketManager,
@@ -36,6 +39,8 @@ function fetchTimeout (options: FetchOptions | undefined): number {
   }
   return timeout
 }
+
+const NO_EXCEPT = Object.freeze({ except: null, exceptIds: null })
 
 function assertSocket (socket: unknown): asserts socket is WebSocket {
   if (typeof socket !== 'object' || socket === null || typeof (socket as WebSocket).send !== 'function') {
@@ -77,7 +82,7 @@ export class Manager implements WebSocketManager {
     assertRoom(room)
     const connection = this.connectionOf(socket)
     // A socket that has closed already left all its rooms; joining again would leak it.
-    if (connection.joinable()) this.hub.join(room, connection)
+    if (connection.joinable()) connection.enterByServer(room)
   }
 
   leaveRoom (room: string, socket: WebSocket): void {
@@ -175,11 +180,34 @@ export class Manager implements WebSocketManager {
       assertRoom(room)
       rooms = [room]
     }
-    return this.publish(encode(data), rooms, options)
+    return this.dispatch(encode(data), rooms, options)
   }
 
   broadcastAll (data: unknown, options?: BroadcastOptions): number {
-    return this.publish(encode(data), null, options)
+    return this.dispatch(encode(data), null, options)
+  }
+
+  async publish (room: string, data: unknown, options?: BroadcastOptions): Promise<Position> {
+    assertRoom(room)
+    const message = encode(data)
+    const { except, exceptIds } = this.exceptOf(options)
+    this.runtime.counters.broadcasts++
+    return await this.hub.publish(room, message, exceptIds, except)
+  }
+
+  async history (room: string, options?: HistoryQuery): Promise<HistoryPage> {
+    assertRoom(room)
+    if (options !== undefined && (typeof options !== 'object' || options === null)) {
+      throw new errors.FST_NEXUS_INVALID_OPTION('options', 'an object ({ since, limit })', describe(options))
+    }
+    const { since, limit } = options ?? {}
+    if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) {
+      throw new errors.FST_NEXUS_INVALID_OPTION('since', 'an offset (an integer from 0)', describe(since))
+    }
+    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
+      throw new errors.FST_NEXUS_INVALID_OPTION('limit', 'a positive integer', describe(limit))
+    }
+    return await this.hub.read(room, since ?? null, limit ?? null)
   }
 
   send (socket: WebSocket, data: unknown): boolean {
@@ -192,19 +220,21 @@ export class Manager implements WebSocketManager {
     return written
   }
 
-  private publish (message: Encoded, rooms: readonly string[] | null, options: BroadcastOptions | undefined): number {
-    let except: Set<Connection> | null = null
-    let exceptIds: Set<string> | null = null
-    if (options?.except !== undefined) {
-      exceptIds = new Set()
-      except = this.exceptSet(options.except, exceptIds)
-      if (exceptIds.size === 0) exceptIds = null
-    }
+  private dispatch (message: Encoded, rooms: readonly string[] | null, options: BroadcastOptions | undefined): number {
+    const { except, exceptIds } = this.exceptOf(options)
     const written = this.hub.broadcast(message, { rooms, exceptIds }, except)
     const counters = this.runtime.counters
     counters.broadcasts++
     counters.messagesSent += written
     return written
+  }
+
+  /** The sockets and connection ids `except` names, or nulls. */
+  private exceptOf (options: BroadcastOptions | undefined): { except: Set<Connection> | null, exceptIds: Set<string> | null } {
+    if (options?.except === undefined) return NO_EXCEPT
+    const exceptIds = new Set<string>()
+    const except = this.exceptSet(options.except, exceptIds)
+    return { except, exceptIds: exceptIds.size === 0 ? null : exceptIds }
   }
 
   /** The local members `except` names; the connection ids it gives (sockets of any instance) go into `ids`. */

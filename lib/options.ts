@@ -1,6 +1,7 @@
 import type { Adapter, NexusRealtimeOptions, OriginPredicate, RateLimitOptions, WebSocketServerOptions } from '../types/index'
 import { MemoryAdapter } from './adapters/memory'
 import { describe, errors } from './errors'
+import { Policies } from './policies'
 
 /** The defaults; the user's values are spread over them, then checked one by one. */
 export const DEFAULTS = Object.freeze({
@@ -26,6 +27,8 @@ export interface NormalizedOptions extends ConnectionLimits {
   websocket: WebSocketServerOptions & { maxPayload: number }
   shutdownTimeout: number
   allowedOrigins: ReadonlyArray<string | RegExp> | OriginPredicate | null
+  /** `roomPolicies`, compiled; null when no room has one */
+  policies: Policies | null
 }
 
 /** Reports an invalid field: (field, what was expected, the value received). */
@@ -130,6 +133,7 @@ export function normalizeOptions (given: NexusRealtimeOptions): NormalizedOption
     heartbeat: normalizeHeartbeat(orDefault(given.heartbeat, DEFAULTS.heartbeat), failOption),
     maxBufferedBytes: normalizeMaxBufferedBytes(orDefault(given.maxBufferedBytes, DEFAULTS.maxBufferedBytes), failOption),
     rateLimit: normalizeRateLimit(orDefault(given.rateLimit, DEFAULTS.rateLimit), failOption),
-    allowedOrigins: normalizeAllowedOrigins(given.allowedOrigins, failOption)
+    allowedOrigins: normalizeAllowedOrigins(given.allowedOrigins, failOption),
+    policies: Policies.from(given.roomPolicies, failOption)
   }
 }

@@ -42,7 +42,7 @@ export async function plugin (fastify: FastifyInstance, rawOptions: NexusRealtim
     ownUpgradeListeners = server.listeners('upgrade').filter((listener) => !before.has(listener)) as UpgradeListener[]
   }
 
-  const runtime = createRuntime<Connection>(options.adapter)
+  const runtime = createRuntime<Connection>(options.adapter, options.policies)
   const manager = new Manager(runtime)
   await runtime.hub.init(fastify.log)
 
@@ -65,6 +65,7 @@ export async function plugin (fastify: FastifyInstance, rawOptions: NexusRealtim
   })
   fastify.addHook('onClose', async function closeAdapter () {
     server.removeListener('upgrade', rejectUpgrade)
+    runtime.hub.history?.close()
     await options.adapter.close()
   })
 }

@@ -1,4 +1,5 @@
 import sjson from 'secure-json-parse'
+import type { Position } from '../types/index'
 import type { JsonSafety } from './codec'
 import { MAX_ROOM_NAME_LENGTH } from './constants'
 
@@ -12,6 +13,9 @@ import { MAX_ROOM_NAME_LENGTH } from './constants'
 /** The WebSocket subprotocol a client offers to speak it. */
 export const PROTOCOL = 'nexus.v1'
 
+/** Offered beside `nexus.v1` by a client whose first frame presents its positions in history rooms (`r`). */
+export const RESUME = 'nexus.resume'
+
 const LF = 0x0a
 
 /** A frame a client sent, decoded and checked once. */
@@ -20,6 +24,7 @@ export type ClientFrame =
   | { readonly kind: 'q', readonly id: number, readonly payload: Buffer }
   | { readonly kind: 's', readonly id: number, readonly room: unknown, readonly params: unknown }
   | { readonly kind: 'u', readonly id: number, readonly room: unknown }
+  | { readonly kind: 'r', readonly positions: Map<string, Position> }
 
 /** Why a frame was refused (sent back in an INVALID_FRAME error). */
 export class FrameError {
@@ -53,6 +58,7 @@ export function decodeClientFrame (data: Buffer, safety: JsonSafety): ClientFram
   if (typeof header !== 'object' || header === null || Array.isArray(header)) return new FrameError('the header is not a JSON object')
   const fields = header as { i?: unknown, r?: unknown, p?: unknown }
   if (kind === 'm') return { kind, payload }
+  if (kind === 'r') return { kind, positions: positionsOf(fields.p) }
   const id = fields.i
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) return new FrameError(`a "${kind}" frame needs a positive integer "i"`)
   switch (kind) {
@@ -61,6 +67,26 @@ export function decodeClientFrame (data: Buffer, safety: JsonSafety): ClientFram
     case 'u': return { kind, id, room: fields.r }
     default: return new FrameError(`unknown frame kind "${kind}"`, id)
   }
+}
+
+/** Positions a client presents at most (further ones are ignored). */
+export const MAX_PRESENTED = 1024
+
+/**
+ * The positions of an `r` frame: `{ room: [offset, epoch] }`. A malformed
+ * one is kept with offset -1, so that its room is answered INVALID_POSITION.
+ */
+function positionsOf (given: unknown): Map<string, Position> {
+  const positions = new Map<string, Position>()
+  if (typeof given !== 'object' || given === null) return positions
+  for (const [room, value] of Object.entries(given)) {
+    if (positions.size === MAX_PRESENTED) break
+    if (!isRoomName(room)) continue
+    const [offset, epoch] = Array.isArray(value) ? value as unknown[] : []
+    const valid = typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= 0 && typeof epoch === 'string'
+    positions.set(room, valid ? { offset, epoch } : { offset: -1, epoch: '' })
+  }
+  return positions
 }
 
 /** Whether a value is a room name: a string of 1 to MAX_ROOM_NAME_LENGTH characters. */
@@ -74,9 +100,14 @@ export function encodeFrame (kind: string, header: object, payload?: Buffer): Bu
   return payload === undefined ? head : Buffer.concat([head, payload], head.length + payload.length)
 }
 
-/** The head of a server `m` frame: `{}` for a message to this socket, `{"r":room}` for a room's. */
-export function messageHead (room: string | null): Buffer {
-  return room === null ? DIRECT_HEAD : Buffer.from(`m{"r":${JSON.stringify(room)}}\n`)
+/**
+ * The head of a server `m` frame: `{}` for a message to this socket,
+ * `{"r":room}` for a room's, `{"r":room,"o":offset,"e":epoch}` for a history room's.
+ */
+export function messageHead (room: string | null, offset?: number, epoch?: string): Buffer {
+  if (room === null) return DIRECT_HEAD
+  const position = offset === undefined ? '' : `,"o":${offset},"e":${JSON.stringify(epoch)}`
+  return Buffer.from(`m{"r":${JSON.stringify(room)}${position}}\n`)
 }
 
 /** `m{}\n`: the head of every message written to one socket. */
@@ -90,4 +121,31 @@ export function helloFrame (id: string): Buffer {
 /** An error frame: code, message, and the request id, room, temporary flag and details when there are. */
 export function protocolError (code: string, message: string, extra?: { i?: number, r?: string, t?: boolean, x?: unknown }): Buffer {
   return encodeFrame('e', { c: code, m: message, ...extra })
+}
+
+/** What a connection is told when it enters a history room: its position, and the outcome of a resume. */
+export interface Status {
+  readonly position: Position
+  readonly recovered?: boolean
+  readonly missed?: number
+  readonly reason?: string
+}
+
+/**
+ * The answer to a subscribe (`s`, with the request id) or the notice of a
+ * join by server code (`j`), with the position in a history room and the
+ * outcome of a resume when the client presented a position.
+ */
+export function statusFrame (kind: 's' | 'j', room: string, id: number | undefined, status: Status | null): Buffer {
+  const header: Record<string, unknown> = id === undefined ? { r: room } : { i: id, r: room }
+  if (status !== null) {
+    header.o = status.position.offset
+    header.e = status.position.epoch
+    if (status.recovered !== undefined) {
+      header.recovered = status.recovered
+      header.missed = status.missed
+      if (status.reason !== undefined) header.reason = status.reason
+    }
+  }
+  return encodeFrame(kind, header)
 }

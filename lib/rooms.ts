@@ -1,10 +1,13 @@
 import type { Encoded } from './codec'
+import type { Status } from './protocol'
 
 /** A local connection as the rooms see it. */
 export interface Member {
   readonly id: string
   /** Writes an encoded message of `room` (null: of no room) to this socket; `false` when it is not OPEN (or became a slow consumer). */
   deliver (message: Encoded, room: string | null): boolean
+  /** A history room it is in lost messages it cannot get (a new epoch, a gap the store no longer has): it continues from `status.position`. */
+  historyLost (room: string, status: Status): void
 }
 
 /** Told when a room gains its first member and when it loses its last (the adapter's subscriptions follow it). */

@@ -7,7 +7,7 @@ import { CloseCode, DEFAULT_AUTHORIZE_TIMEOUT, DEFAULT_MAX_ROOMS, ErrorFrameCode
 import { createMessageValidator, createParser, errorFrame, type JsonSafety } from './codec'
 import { Connection } from './connection'
 import type { RouteState, SubscribeRules } from './inbound'
-import { PROTOCOL } from './protocol'
+import { PROTOCOL, RESUME } from './protocol'
 import { Context } from './context'
 import { describe, errors } from './errors'
 import { createOriginCheck } from './origin'
@@ -99,10 +99,10 @@ function rejection (error: unknown, reply: FastifyReply): Error {
   return new errors.FST_NEXUS_UNAUTHORIZED({ cause: error })
 }
 
-/** Whether the handshake offers the `nexus.v1` subprotocol. */
-function offersProtocol (request: FastifyRequest): boolean {
+/** Whether the handshake offers a subprotocol (`nexus.v1`, or `nexus.resume`: the client presents positions first). */
+function offers (request: FastifyRequest, name: string): boolean {
   const offered = request.headers['sec-websocket-protocol']
-  return typeof offered === 'string' && offered.split(',').some((name) => name.trim() === PROTOCOL)
+  return typeof offered === 'string' && offered.split(',').some((item) => item.trim() === name)
 }
 
 /**
@@ -154,7 +154,7 @@ export function createRouteDecorator (runtime: Runtime<Connection>, safety: Json
           return
         }
         const connection = new Connection(runtime, state, socket, request[kContext] ?? new Context(request))
-        connection.start()
+        connection.begin(offers(request, RESUME))
         // An upgrade that passed its hooks while app.close() started: it is
         // accepted (so its lifecycle stays whole) and closed at once.
         if (runtime.closing) connection.close(CloseCode.GOING_AWAY, 'Server shutting down')
@@ -197,7 +197,7 @@ export function createRouteDecorator (runtime: Runtime<Connection>, safety: Json
         const reject = (error: unknown): void => {
           // A browser cannot read the HTTP answer of a refused handshake: a
           // nexus.v1 client is accepted, then closed with 4000 + the status.
-          if (offersProtocol(request)) {
+          if (offers(request, PROTOCOL)) {
             request[kRefused] = refusalClose(error)
             done()
             return

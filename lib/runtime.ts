@@ -3,6 +3,7 @@ import { createCounters, type Counters } from './counters'
 import { Heartbeat } from './heartbeat'
 import { Hub, type Member } from './hub'
 import { LiveConnections } from './live'
+import type { Policies } from './policies'
 
 /**
  * What one registration of the plugin shares between its routes'
@@ -18,12 +19,13 @@ export interface Runtime<C extends Member = Member> {
   closing: boolean
 }
 
-export function createRuntime<C extends Member> (adapter: Adapter): Runtime<C> {
+export function createRuntime<C extends Member> (adapter: Adapter, policies: Policies | null = null): Runtime<C> {
   const live = new LiveConnections<C>()
+  const counters = createCounters()
   return {
-    counters: createCounters(),
+    counters,
     live,
-    hub: new Hub<C>(adapter, live.open),
+    hub: new Hub<C>(adapter, live.open, policies, counters),
     heartbeat: new Heartbeat(),
     closing: false
   }

@@ -1,6 +1,7 @@
+import type { Position } from '../types/index'
 import { ErrorFrameCode, MAX_ROOM_NAME_LENGTH } from './constants'
 import { Inbound, type RouteState } from './inbound'
-import { encodeFrame, isRoomName, protocolError } from './protocol'
+import { encodeFrame, isRoomName, protocolError, statusFrame, type Status } from './protocol'
 
 /** What a refused subscribe tells the client. */
 interface Refusal {
@@ -28,11 +29,43 @@ const TIMED_OUT = Symbol('timed out')
 export abstract class Session extends Inbound {
   /** rooms this connection holds by its own subscribes (made on first use) */
   private subscriptions: Set<string> | null = null
+  /** the positions its client presented, each used once, when its room is joined again */
+  private presented: Map<string, Position> | null = null
 
   /** Whether the socket has closed (it left every room; nothing more is joined). */
   protected abstract isClosed (): boolean
-  protected abstract join (room: string): void
+  /**
+   * Joins a room; in a history room, `tell` gets the position (and the
+   * outcome of a resume from `presented`) before any message of the room.
+   * `tell(null)`: a room without history, or one it was in already.
+   */
+  protected abstract enter (room: string, presented: Position | undefined, tell: (status: Status | null) => void): void
   protected abstract leave (room: string): void
+
+  protected present (positions: Map<string, Position>): void {
+    this.presented = positions.size > 0 ? positions : null
+  }
+
+  /** The position presented for a room, once. */
+  protected positionFor (room: string): Position | undefined {
+    const presented = this.presented
+    if (presented === null) return undefined
+    const position = presented.get(room)
+    if (position !== undefined) presented.delete(room)
+    return position
+  }
+
+  /** Server code joined it to a room: in a history room a `nexus.v1` client is told its position (`j`). */
+  enterByServer (room: string): void {
+    this.enter(room, this.positionFor(room), (status) => {
+      if (status !== null && this.protocol) this.writeText(statusFrame('j', room, undefined, status))
+    })
+  }
+
+  /** A history room it is in lost messages it cannot get: a `nexus.v1` client is told where it continues from. */
+  historyLost (room: string, status: Status): void {
+    if (this.protocol) this.writeText(statusFrame('j', room, undefined, status))
+  }
 
   /** Server code removed this connection from a room: a room it had subscribed to is gone, and the client is told. */
   left (room: string): void {
@@ -86,7 +119,7 @@ export abstract class Session extends Inbound {
     if (!isRoomName(room)) return this.refuse(id, undefined, INVALID_ROOM)
     const subscriptions = this.subscriptions ??= new Set()
     if (subscriptions.has(room)) {
-      this.subscribed(id, room)
+      this.writeText(statusFrame('s', room, id, null))
       return undefined
     }
     if (subscriptions.size >= rules.maxRooms) return this.refuse(id, room, LIMIT)
@@ -121,16 +154,13 @@ export abstract class Session extends Inbound {
     // A client that left meanwhile subscribes to nothing.
     if (this.isClosed()) return
     if (verdict === true || (typeof verdict === 'object' && verdict !== null && (verdict as { allow?: unknown }).allow === true)) {
-      this.join(room)
       ;(this.subscriptions ??= new Set()).add(room)
-      this.subscribed(id, room)
+      this.enter(room, this.positionFor(room), (status) => {
+        this.writeText(statusFrame('s', room, id, status))
+      })
       return
     }
     this.refuse(id, room, verdict === TIMED_OUT ? TIMEOUT : verdict === INTERNAL ? INTERNAL : refusalOf(verdict))
-  }
-
-  private subscribed (id: number, room: string): void {
-    this.writeText(encodeFrame('s', { i: id, r: room }))
   }
 
   private refuse (id: number, room: string | undefined, refusal: Refusal): undefined {

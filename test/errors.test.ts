@@ -54,7 +54,8 @@ const TYPE_ERRORS = new Set([
 const STATUS_CODES: Record<string, number> = {
   FST_NEXUS_UNAUTHORIZED: 401,
   FST_NEXUS_ORIGIN_NOT_ALLOWED: 403,
-  FST_NEXUS_SHUTTING_DOWN: 503
+  FST_NEXUS_SHUTTING_DOWN: 503,
+  FST_NEXUS_HISTORY_UNAVAILABLE: 503
 }
 
 t.test('the package exports the table of lib/errors.ts', async (t) => {

@@ -571,7 +571,13 @@ t.test('stats() counts connections, rooms, messages, broadcasts, invalid message
     errors: 0,
     slowConsumers: 0,
     heartbeatTimeouts: 0,
-    rateLimited: 0
+    rateLimited: 0,
+    historyAppended: 0,
+    historyFailures: 0,
+    resumeRecovered: 0,
+    resumeFailed: 0,
+    historyReplayed: 0,
+    historyGapsFilled: 0
   }, 'all zero at first')
 
   const a = await open('a')
@@ -602,7 +608,13 @@ t.test('stats() counts connections, rooms, messages, broadcasts, invalid message
     errors: 1,
     slowConsumers: 0,
     heartbeatTimeouts: 0,
-    rateLimited: 0
+    rateLimited: 0,
+    historyAppended: 0,
+    historyFailures: 0,
+    resumeRecovered: 0,
+    resumeFailed: 0,
+    historyReplayed: 0,
+    historyGapsFilled: 0
   })
 
   const snapshot = manager.stats()

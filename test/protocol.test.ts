@@ -148,6 +148,8 @@ t.test('messages reach onMessage as app data; bad ones get error frames and the 
   client.message({ n: 4 })
   await until(() => received.length === 3)
   t.same(received, [{ n: 1 }, { n: 3 }, { n: 4 }])
+  // The server wrote them before it handled { n: 4 }; the client reads them in its own time.
+  await until(() => client.frames.filter((frame) => frame.kind === 'e').length === 4)
   const errorsSeen = client.frames.filter((frame) => frame.kind === 'e')
   t.match(errorsSeen[0].header, { c: 'INVALID_JSON', m: 'Message is not valid JSON' })
   t.notOk('i' in errorsSeen[0].header, 'an error about a message carries no request id')

@@ -116,6 +116,55 @@ declare namespace nexusRealtime {
      * @default any origin
      */
     allowedOrigins?: ReadonlyArray<string | RegExp> | OriginPredicate
+    /**
+     * What some rooms keep: keys are exact room names or prefixes ending in
+     * `*` (`'chat:*'`); the longest match wins. A room with a `history` policy
+     * numbers its messages and keeps the last ones, so that a client that
+     * reconnects gets exactly what it missed. Rooms without a policy keep the
+     * plain path and its cost.
+     * @default {}
+     */
+    roomPolicies?: Readonly<Record<string, RoomPolicy>>
+  }
+
+  /** What a room (or every room of a prefix) keeps. */
+  export interface RoomPolicy {
+    /** Keep the last messages of the room, so that clients resume after a reconnect. */
+    history?: HistoryPolicy
+  }
+
+  export interface HistoryPolicy {
+    /** messages kept per room (the newest ones), from 1 to 100000 */
+    size: number
+    /** milliseconds each message is kept, from 1 to 2147483647 */
+    ttl: number
+  }
+
+  /**
+   * Where a message stands in its room's history: `offset` grows by one per
+   * message of the room, across all instances; a new `epoch` means the
+   * history was lost and older offsets mean nothing.
+   */
+  export interface Position {
+    offset: number
+    epoch: string
+  }
+
+  export interface HistoryQuery {
+    /** only messages after this offset (of the current epoch) */
+    since?: number
+    /**
+     * at most this many messages: the newest ones, or the first ones after `since`
+     * @default the room's history size
+     */
+    limit?: number
+  }
+
+  export interface HistoryPage {
+    /** the room's latest position */
+    position: Position
+    /** oldest first; `data` as a client receives it: JSON parsed when it parses, else the string; bytes for binary */
+    messages: Array<{ offset: number, data: unknown }>
   }
 
   export interface HeartbeatOptions {
@@ -345,6 +394,18 @@ declare namespace nexusRealtime {
     heartbeatTimeouts: number
     /** inbound messages dropped by the rate limit */
     rateLimited: number
+    /** messages stored in a history room by `broadcast` or `publish` (counted where they were stored) */
+    historyAppended: number
+    /** messages of a history room that could not be stored (and so were not delivered); `publish` rejected, `broadcast` logged */
+    historyFailures: number
+    /** rooms a client presented a position for and got back without a gap */
+    resumeRecovered: number
+    /** rooms a client presented a position for and could not get back exactly (nothing replayed) */
+    resumeFailed: number
+    /** messages written to resuming clients from history */
+    historyReplayed: number
+    /** gaps in a history room's offsets that this instance filled from the store (a lost pub/sub message, a reconnect) */
+    historyGapsFilled: number
     /** counters of the adapter, from its `stats()` (the Redis adapter's are `redis…`, see `RedisAdapterStats`) */
     [adapterCounter: string]: number
   }
@@ -370,6 +431,15 @@ declare namespace nexusRealtime {
      * several rooms (each socket once). Returns the number of local sockets written to.
      */
     broadcast(room: string | readonly string[], data: OutgoingData, options?: BroadcastOptions): number
+    /**
+     * Broadcasts to a history room once the message is stored, and resolves
+     * with its position; rejects with `FST_NEXUS_HISTORY_UNAVAILABLE` when it
+     * cannot be stored (then nobody received it), `FST_NEXUS_NO_HISTORY` when
+     * the room has no history policy.
+     */
+    publish(room: string, data: OutgoingData, options?: BroadcastOptions): Promise<Position>
+    /** The messages a history room keeps, oldest first. */
+    history(room: string, options?: HistoryQuery): Promise<HistoryPage>
     /** Sends `data` to every connection of every `app.ws` route. */
     broadcastAll(data: OutgoingData, options?: BroadcastOptions): number
     /** Sends `data` to one socket with the broadcast encoding; `false` when it is not OPEN. */
@@ -429,6 +499,52 @@ declare namespace nexusRealtime {
     roomSize(room: string): number
     /** The local connections of `app.ws` routes. */
     connections(): number
+    /**
+     * A message of a history room, as the adapter's `history.append` of any
+     * instance (this one's too) published it. The host delivers the messages
+     * of each room in offset order: it holds back what arrives early and
+     * fills a gap with `history.read`.
+     */
+    sequenced(room: string, position: Position, message: EncodedMessage, exceptIds: ReadonlySet<string> | null): void
+    /**
+     * The adapter (re)subscribed a room's channel, after a reconnect for
+     * instance: the host compares what it delivered with the store's position
+     * and fills the difference (or tells clients that the epoch changed).
+     */
+    resync(room: string): void
+  }
+
+  /** A message of a history room as a store keeps it. */
+  export interface StoredMessage {
+    readonly offset: number
+    readonly message: EncodedMessage
+    /** when it was stored (ms since the epoch) */
+    readonly time: number
+  }
+
+  /** What `AdapterHistory.read` gives: the room's position and the messages after the given offset. */
+  export interface HistoryRead {
+    readonly position: Position
+    /** oldest first, offsets contiguous; may start later than asked when older ones are gone */
+    readonly messages: readonly StoredMessage[]
+  }
+
+  /**
+   * The history store of an adapter whose instances share rooms (the Redis
+   * adapter's streams). An adapter without one gets the plugin's in-memory
+   * store, which is right for one instance only.
+   */
+  export interface AdapterHistory {
+    /**
+     * Stores a message of a history room and publishes it to every instance
+     * that hosts the room, this one included (which delivers it through
+     * `host.sequenced`), in one atomic step. Resolves with its position.
+     */
+    append(room: string, message: EncodedMessage, policy: HistoryPolicy, exceptIds: ReadonlySet<string> | null): Promise<Position>
+    /** The room's latest position (offset 0 and a new epoch for a room with no history). */
+    position(room: string): Promise<Position>
+    /** Up to `limit` messages with an offset above `after`, oldest first. */
+    read(room: string, after: number, limit: number): Promise<HistoryRead>
   }
 
   /**
@@ -462,6 +578,8 @@ declare namespace nexusRealtime {
     fetchConnections?(options: AdapterFetchOptions): Promise<number>
     /** Optional: counters the manager merges into `stats()` (they never replace the manager's own). */
     stats?(): Record<string, number>
+    /** Optional: a history store shared by the instances; without it, history rooms are kept in this process's memory. */
+    readonly history?: AdapterHistory
   }
 
   /** `FetchOptions` as the manager hands them to an adapter: the timeout is always there. */
@@ -494,6 +612,12 @@ declare namespace nexusRealtime {
     disconnect(): void
     /** used to make the subscriber connection when only `client` is given */
     duplicate?(): RedisClient
+    /**
+     * A command with its replies as Buffers: the history rooms' scripts
+     * (EVALSHA, EVAL) run with it on `client`. Without it, every call of the
+     * adapter's `history` rejects.
+     */
+    callBuffer?(command: string, ...args: Array<string | Buffer | number>): Promise<unknown>
     on(event: string, listener: (...args: any[]) => void): unknown
     removeListener(event: string, listener: (...args: any[]) => void): unknown
   }
@@ -531,7 +655,7 @@ declare namespace nexusRealtime {
     redisPublished: number
     /** broadcasts that could not be published (Redis unreachable or PUBLISH failed): they reached this instance only */
     redisPublishErrors: number
-    /** broadcasts received from other instances */
+    /** broadcasts received from other instances, and messages of history rooms (this instance's own too) */
     redisReceived: number
     /** frames written to this instance's sockets for broadcasts of other instances */
     redisDelivered: number
@@ -560,6 +684,8 @@ declare namespace nexusRealtime {
     fetchConnections (options: AdapterFetchOptions): Promise<number>
     stats (): RedisAdapterStats
     close (): Promise<void>
+    /** history rooms in Redis Streams, one stream per room */
+    readonly history: AdapterHistory
   }
 
   /**
@@ -621,6 +747,10 @@ declare namespace nexusRealtime {
     FST_NEXUS_UNAUTHORIZED: FastifyErrorConstructor<{ code: 'FST_NEXUS_UNAUTHORIZED', statusCode: 401 }, [{ cause: unknown }?]>
     FST_NEXUS_ORIGIN_NOT_ALLOWED: FastifyErrorConstructor<{ code: 'FST_NEXUS_ORIGIN_NOT_ALLOWED', statusCode: 403 }, [string]>
     FST_NEXUS_SHUTTING_DOWN: FastifyErrorConstructor<{ code: 'FST_NEXUS_SHUTTING_DOWN', statusCode: 503 }, []>
+    /** `publish` could not store the message (the store is unreachable or did not answer in time): nobody received it */
+    FST_NEXUS_HISTORY_UNAVAILABLE: FastifyErrorConstructor<{ code: 'FST_NEXUS_HISTORY_UNAVAILABLE', statusCode: 503 }, [string]>
+    /** `publish` or `history` on a room without a history policy */
+    FST_NEXUS_NO_HISTORY: FastifyErrorConstructor<{ code: 'FST_NEXUS_NO_HISTORY' }, [string]>
   }
 
   export type NexusErrorCode = keyof typeof errors

@@ -43,7 +43,13 @@ import nexusRealtime, {
   type WebSocketRouteConfig,
   type WebSocketRouteGeneric,
   type WebSocketServerOptions,
-  type WebSocketStats
+  type WebSocketStats,
+  type AdapterHistory,
+  type HistoryPage,
+  type HistoryPolicy,
+  type HistoryRead,
+  type Position,
+  type RoomPolicy
 } from '..'
 import nexusRealtimeCjs = require('..')
 import { Redis } from 'ioredis'
@@ -396,6 +402,25 @@ expectAssignable<{
   rateLimited: number
 }>(manager.stats())
 expectType<RoomManager>(manager.roomManager)
+
+// History rooms.
+expectType<Promise<Position>>(manager.publish('chat:1', { text: 'hi' }))
+expectType<Promise<Position>>(manager.publish('chat:1', 'hi', { except: socket }))
+expectError(manager.publish(['a', 'b'], 'hi'))
+expectType<Promise<HistoryPage>>(manager.history('chat:1'))
+expectType<Promise<HistoryPage>>(manager.history('chat:1', { since: 10, limit: 50 }))
+expectError(manager.history('chat:1', { since: '10' }))
+expectType<number>(({} as HistoryPage).position.offset)
+expectType<string>(({} as HistoryPage).position.epoch)
+expectType<unknown>(({} as HistoryPage).messages[0].data)
+expectType<number>(manager.stats().historyAppended)
+expectType<number>(manager.stats().resumeRecovered)
+expectAssignable<NexusRealtimeOptions>({ roomPolicies: { 'chat:*': { history: { size: 1000, ttl: 300_000 } }, feed: {} } })
+expectNotAssignable<NexusRealtimeOptions>({ roomPolicies: { 'chat:*': { history: { size: 1000 } } } })
+expectAssignable<RoomPolicy>({ history: { size: 1, ttl: 1 } })
+expectAssignable<HistoryPolicy>({ size: 1, ttl: 1 })
+expectType<AdapterHistory | undefined>(({} as Adapter).history)
+expectType<Promise<HistoryRead>>(({} as AdapterHistory).read('room', 0, 10))
 expectAssignable<BroadcastOptions>({ except: socket })
 expectAssignable<BroadcastOptions>({ except: [socket, other] })
 expectAssignable<OutgoingData>(Symbol('anything goes at the type level'))
@@ -442,6 +467,8 @@ expectType<
   | 'FST_NEXUS_UNAUTHORIZED'
   | 'FST_NEXUS_ORIGIN_NOT_ALLOWED'
   | 'FST_NEXUS_SHUTTING_DOWN'
+  | 'FST_NEXUS_HISTORY_UNAVAILABLE'
+  | 'FST_NEXUS_NO_HISTORY'
 >(null as unknown as NexusErrorCode)
 
 const invalidOption = new errors.FST_NEXUS_INVALID_OPTION('shutdownTimeout', 'a non-negative integer', 'a string')
@@ -478,10 +505,10 @@ expectError(ErrorFrameCode.INVALID_JSON = 'OTHER')
 // ------------------------------------------------------------ adapters
 
 // The Adapter interface names every method the plugin calls, and nothing else
-// (the last four are optional).
+// (the last five are optional).
 expectType<
   | 'init' | 'roomActive' | 'roomIdle' | 'publish' | 'close'
-  | 'fetchRooms' | 'fetchRoomSize' | 'fetchConnections' | 'stats'
+  | 'fetchRooms' | 'fetchRoomSize' | 'fetchConnections' | 'stats' | 'history'
 >(null as unknown as keyof Adapter)
 
 // A user's own adapter, written against the interface alone: a transport.
@@ -1217,6 +1244,10 @@ expectType<unknown>(null as unknown as HandlerResult)
   expectAssignable<Adapter>(adapter)
   expectAssignable<MemoryAdapter>(adapter)
   expectType<string>(adapter.uid)
+  // History rooms in Redis: the store runs its scripts with callBuffer, which a client of the app's own may lack.
+  expectType<AdapterHistory>(adapter.history)
+  expectType<Promise<unknown> | undefined>(({} as RedisClient).callBuffer?.('EVALSHA', 'sha1', 2, 'key', Buffer.from('x'), 3))
+  expectAssignable<RedisClient>({ status: 'ready', publish: async () => 0, subscribe: async () => 0, unsubscribe: async () => 0, connect: async () => {}, quit: async () => 'OK', disconnect: () => {}, on: () => {}, removeListener: () => {} })
   expectType<RedisAdapterStats>(adapter.stats())
   expectType<number>(adapter.stats().redisPublishErrors)
   expectType<Promise<void>>(adapter.close())

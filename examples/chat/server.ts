@@ -23,7 +23,9 @@ async function start (): Promise<void> {
   // holds some (Chromium opens one in advance and may never send a request
   // on it), and Node would keep them, and the process, for up to a minute.
   const app = Fastify({ logger: true, forceCloseConnections: true })
-  await app.register(nexusRealtime)
+  // Every room keeps its last 200 messages for 10 minutes: a page that loses
+  // its connection gets what it missed when it is back (History and resume).
+  await app.register(nexusRealtime, { roomPolicies: { '*': { history: { size: 200, ttl: 600_000 } } } })
 
   app.get('/', async (_request, reply) => {
     return reply.type('text/html; charset=utf-8').send(await readFile(page))

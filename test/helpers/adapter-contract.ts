@@ -24,6 +24,8 @@ export class TestMember implements Member {
   /** calls of deliver(), written or not */
   calls = 0
   open: boolean
+  /** calls of historyLost() */
+  lost = 0
   /** called on each delivery before it is written (to act as a slow consumer, say) */
   onDeliver: (() => void) | null = null
 
@@ -38,6 +40,10 @@ export class TestMember implements Member {
     if (!this.open) return false
     this.received.push(message)
     return true
+  }
+
+  historyLost (): void {
+    this.lost++
   }
 
   /** What it received, as text. */

@@ -132,3 +132,27 @@ export async function connectProtocol (url: string, protocols?: string | string[
   await client.next((frame) => frame.kind === 'h')
   return client
 }
+
+/** The last position a client got in each history room: from `m` frames with `o`, and `s`/`j` frames. */
+export function positionsOf (frames: readonly Frame[]): Record<string, [number, string]> {
+  const positions: Record<string, [number, string]> = {}
+  for (const frame of frames) {
+    const { r, o, e } = frame.header
+    if (typeof r === 'string' && typeof o === 'number' && (frame.kind === 'm' || frame.kind === 's' || frame.kind === 'j')) positions[r] = [o, e]
+  }
+  return positions
+}
+
+/** Opens a nexus.v1 client that presents positions (`nexus.resume`, then an `r` frame first), and waits for its hello. */
+export async function connectResuming (url: string, positions: Record<string, unknown>): Promise<ProtocolClient> {
+  const client = new ProtocolClient(url, ['nexus.v1', 'nexus.resume'])
+  await client.opened()
+  client.frame('r', { p: positions })
+  await client.next((frame) => frame.kind === 'h')
+  return client
+}
+
+/** The `m` frames of a room: [offset, data] in arrival order. */
+export function roomMessages (client: ProtocolClient, room: string): Array<[number | undefined, unknown]> {
+  return client.frames.filter((frame) => frame.kind === 'm' && frame.header.r === room).map((frame) => [frame.header.o, parse(frame.payload)])
+}
