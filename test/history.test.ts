@@ -303,7 +303,13 @@ t.test('memory history of idle rooms is bounded: beyond the bound the least rece
   const { app } = await chatApp(t)
   const manager = app.getWebSocket()
   const first = await manager.publish('chat:idle:0', 'first')
-  for (let i = 1; i <= MAX_IDLE_LOGS; i++) manager.broadcast(`chat:idle:${i}`, i)
+  const kept = await manager.publish('chat:idle:kept', 'kept')
+  for (let i = 1; i <= MAX_IDLE_LOGS; i++) {
+    manager.broadcast(`chat:idle:${i}`, i)
+    // Written to while the others come: it stays among the most recently active.
+    if (i % 1000 === 0) manager.broadcast('chat:idle:kept', i)
+  }
+  t.equal((await manager.history('chat:idle:kept')).position.epoch, kept.epoch, 'a room written to meanwhile keeps its history')
   const again = await manager.history('chat:idle:0')
   t.not(again.position.epoch, first.epoch, 'its history was dropped')
   t.same(again.messages, [])

@@ -171,6 +171,8 @@ export class History<M extends Member> {
   /** Memory store: the next offset, kept in the ring, written to the local members. */
   private append (room: string, policy: HistoryPolicy, message: Encoded, skip: ((member: M) => boolean) | null): number {
     const log = this.memoryLog(room, policy)
+    // A room without a local member that is written to is active all the same: last out of the bound.
+    if (this.idle.has(room)) this.rest(room)
     const offset = log.top + 1
     message.place(room, offset, log.epoch)
     log.push({ offset, message, time: Date.now() })
