@@ -154,6 +154,54 @@ t.test('chat page: after a server restart each tab reconnects by itself, back in
   t.same(errors, [], 'no errors in the pages')
 })
 
+t.test('chat page: a tab whose connection drops gets what was said meanwhile, once, in order, and says so', { skip: browserSkip }, async (t) => {
+  const example = await startExample(t, 'examples/chat/server.ts')
+  const browser = await launchBrowser(t)
+  const errors: string[] = []
+  const alice = await join(browser, example.url, 'alice', 'dev', errors)
+  // Bob's page records its WebSockets, and can be kept from opening new ones (a network that is down).
+  const bob = await browser.newPage()
+  await bob.addInitScript(() => {
+    const Native = window.WebSocket
+    const state = (window as unknown as { net: { sockets: WebSocket[], down: boolean } }).net = { sockets: [], down: false }
+    window.WebSocket = class extends Native {
+      constructor (url: string | URL, protocols?: string | string[]) {
+        super(state.down ? 'ws://127.0.0.1:9/' : url, protocols)
+        state.sockets.push(this)
+      }
+    }
+  })
+  bob.on('pageerror', (error) => errors.push(`bob: ${error.message}`))
+  await bob.goto(`${example.url}/`)
+  await bob.locator('#name').fill('bob')
+  await bob.locator('#room').fill('dev')
+  await bob.getByRole('button', { name: 'Join' }).click()
+  await bob.locator('#messages li', { hasText: 'You joined dev' }).waitFor()
+  await say(alice, 'before the drop')
+  await bob.locator('#messages li', { hasText: 'alice: before the drop' }).waitFor()
+
+  // Bob's network goes down: the open socket is dropped, new attempts fail.
+  await bob.evaluate(() => {
+    const net = (window as unknown as { net: { sockets: WebSocket[], down: boolean } }).net
+    net.down = true
+    for (const socket of net.sockets) socket.close(3000, 'network down')
+  })
+  await bob.locator('#messages li', { hasText: 'Connection lost (3000)' }).waitFor()
+  for (const text of ['one while bob is away', 'two while bob is away', 'three while bob is away']) await say(alice, text)
+  await alice.locator('#messages li', { hasText: 'alice: three while bob is away' }).waitFor()
+
+  // The network is back: bob's tab reconnects, and gets the three, in order, once.
+  await bob.evaluate(() => { (window as unknown as { net: { down: boolean } }).net.down = false })
+  await bob.locator('#messages li', { hasText: 'missed messages of dev recovered' }).waitFor({ timeout: RECONNECT })
+  await bob.locator('#messages li', { hasText: 'alice: three while bob is away' }).waitFor()
+  const shown = (await bob.locator('#messages li').allTextContents()).filter((line) => line.includes('while bob is away') || line.includes('before the drop'))
+  t.same(shown.map((line) => line.replace(/^.*alice: /, '')), ['before the drop', 'one while bob is away', 'two while bob is away', 'three while bob is away'], 'what was said meanwhile, once, in order')
+  t.ok((await bob.locator('#messages li').allTextContents()).some((line) => /^\d+ missed messages of dev recovered$/.test(line)), 'the page says the missed messages came back')
+  await say(alice, 'and live again')
+  await bob.locator('#messages li', { hasText: 'alice: and live again' }).waitFor()
+  t.same(errors, [], 'no errors in the pages')
+})
+
 t.test('chat page: a room it may not enter is refused; a refused name closes the client for good', { skip: browserSkip }, async (t) => {
   const example = await startExample(t, 'examples/chat/server.ts')
   const browser = await launchBrowser(t)
