@@ -161,15 +161,18 @@ t.test('chat page: a tab whose connection drops gets what was said meanwhile, on
   const alice = await join(browser, example.url, 'alice', 'dev', errors)
   // Bob's page records its WebSockets, and can be kept from opening new ones (a network that is down).
   const bob = await browser.newPage()
-  await bob.addInitScript(() => {
-    const Native = window.WebSocket
-    const state = (window as unknown as { net: { sockets: WebSocket[], down: boolean } }).net = { sockets: [], down: false }
-    window.WebSocket = class extends Native {
-      constructor (url: string | URL, protocols?: string | string[]) {
-        super(state.down ? 'ws://127.0.0.1:9/' : url, protocols)
-        state.sockets.push(this)
-      }
-    }
+  // (Page code as text: it runs in the page, whose globals this file's types do not describe.)
+  await bob.addInitScript({
+    content: `
+      const Native = window.WebSocket
+      const state = window.net = { sockets: [], down: false }
+      window.WebSocket = class extends Native {
+        constructor (url, protocols) {
+          // While down, attempts go to a port nothing listens on: they fail as a dead network does.
+          super(state.down ? 'ws://127.0.0.1:9/' : url, protocols)
+          state.sockets.push(this)
+        }
+      }`
   })
   bob.on('pageerror', (error) => errors.push(`bob: ${error.message}`))
   await bob.goto(`${example.url}/`)
@@ -181,17 +184,13 @@ t.test('chat page: a tab whose connection drops gets what was said meanwhile, on
   await bob.locator('#messages li', { hasText: 'alice: before the drop' }).waitFor()
 
   // Bob's network goes down: the open socket is dropped, new attempts fail.
-  await bob.evaluate(() => {
-    const net = (window as unknown as { net: { sockets: WebSocket[], down: boolean } }).net
-    net.down = true
-    for (const socket of net.sockets) socket.close(3000, 'network down')
-  })
+  await bob.evaluate("window.net.down = true; for (const socket of window.net.sockets) socket.close(3000, 'network down')")
   await bob.locator('#messages li', { hasText: 'Connection lost (3000)' }).waitFor()
   for (const text of ['one while bob is away', 'two while bob is away', 'three while bob is away']) await say(alice, text)
   await alice.locator('#messages li', { hasText: 'alice: three while bob is away' }).waitFor()
 
   // The network is back: bob's tab reconnects, and gets the three, in order, once.
-  await bob.evaluate(() => { (window as unknown as { net: { down: boolean } }).net.down = false })
+  await bob.evaluate('window.net.down = false')
   await bob.locator('#messages li', { hasText: 'missed messages of dev recovered' }).waitFor({ timeout: RECONNECT })
   await bob.locator('#messages li', { hasText: 'alice: three while bob is away' }).waitFor()
   const shown = (await bob.locator('#messages li').allTextContents()).filter((line) => line.includes('while bob is away') || line.includes('before the drop'))
