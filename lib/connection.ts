@@ -1,7 +1,8 @@
 import type { RawData, WebSocket } from 'ws'
 import type { Position, WebSocketRouteConfig } from '../types/index'
 import type { Context } from './context'
-import { ABNORMAL_CLOSURE, CloseCode, OPEN, POSITIONS_WAIT_MS, SLOW_CONSUMER_GRACE_MS } from './constants'
+import { performance } from 'node:perf_hooks'
+import { ABNORMAL_CLOSURE, CLOSE_GRACE_MS, CloseCode, OPEN, POSITIONS_WAIT_MS } from './constants'
 import { errors } from './errors'
 import type { RouteState } from './inbound'
 import { protocolSend } from './outbound'
@@ -32,6 +33,8 @@ export class Connection extends Session {
   private connecting: Promise<void> | null = null
   /** set while the connect phase waits for the client's positions (its first frame) */
   private awaitingPositions: NodeJS.Timeout | null = null
+  /** when the socket was accepted (performance.now()), for the close log */
+  private readonly openedAt = performance.now()
 
   constructor (runtime: Runtime<Connection>, route: RouteState, socket: WebSocket, ctx: Context) {
     super(runtime.counters, route, socket, ctx)
@@ -93,7 +96,20 @@ export class Connection extends Session {
   protected slowConsumer (): void {
     this.counters.slowConsumers++
     this.close(CloseCode.TRY_AGAIN_LATER, 'Slow consumer')
-    setTimeout(terminate, SLOW_CONSUMER_GRACE_MS, this.socket).unref()
+    setTimeout(terminate, CLOSE_GRACE_MS, this.socket).unref()
+  }
+
+  /**
+   * Closes a peer that misbehaves on the read side (a flooder past 2 × max):
+   * nothing more is read from it, so that it cannot keep the server parsing
+   * and discarding its flood until ws's close timeout (30 s), and it is
+   * terminated if the close has not completed within the grace period (its
+   * close frame, if it answers, is not read either).
+   */
+  protected cutOff (code: number, reason: string): void {
+    this.close(code, reason)
+    this.socket.pause()
+    setTimeout(terminate, CLOSE_GRACE_MS, this.socket).unref()
   }
 
   /** One heartbeat tick: terminate a peer that did not answer the last ping, else ping it. */
@@ -150,6 +166,7 @@ export class Connection extends Session {
       const frame = decodeClientFrame(data, this.route.safety)
       if ('kind' in frame && frame.kind === 'r') {
         this.counters.messagesReceived++
+        this.messagesIn++
         this.present(frame.positions)
         this.start()
         return
@@ -235,6 +252,16 @@ export class Connection extends Session {
     // 1006 means no close frame came back; when this side closed first, its
     // own code says why (1009, 1011, 1001…), which is what onClose should see.
     if (code === ABNORMAL_CLOSURE && this.sentCloseCode !== undefined) code = this.sentCloseCode
+    // Fastify's "request completed", for a connection: through its own logger
+    // (the request's, so reqId and the route's log level), with the route's
+    // pattern rather than the URL, whose query may hold a token.
+    this.ctx.log.info({
+      route: this.route.url,
+      code,
+      duration: performance.now() - this.openedAt,
+      messagesIn: this.messagesIn,
+      messagesOut: this.messagesOut
+    }, 'connection closed')
     // Leave every room first: onClose may broadcast to rooms the socket was in.
     live.closed(this)
     hub.leaveAll(this)

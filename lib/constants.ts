@@ -42,10 +42,12 @@ export const OPEN = 1
 export const INBOUND_HIGH_WATER_MARK = 1024
 
 /**
- * How long a slow consumer has to complete its 1013 close before it is
- * terminated: it has stopped reading, so the close frame may never get through.
+ * How long a peer closed for misbehaving has to complete its close before it
+ * is terminated: a slow consumer (1013) has stopped reading, so the close
+ * frame may never get through; a flooder (1008) is no longer read, so its
+ * answer would never be seen.
  */
-export const SLOW_CONSUMER_GRACE_MS = 1000
+export const CLOSE_GRACE_MS = 1000
 
 /** Validation errors sent back in an INVALID_MESSAGE frame, at most. */
 export const MAX_REPORTED_ERRORS = 10

@@ -48,8 +48,9 @@ interface Queued {
  * validated and handed to `onMessage` in arrival order, one at a time. A
  * frame that arrives while nothing runs is handled at once, with no promise
  * when the handler is synchronous; the others wait in a queue, and a queue
- * that grows past its mark pauses the socket. `Connection` extends it and
- * owns the lifecycle around it.
+ * that grows past its marks (INBOUND_HIGH_WATER_MARK messages, or
+ * `maxInboundBytes`) pauses the socket until it is worked off to half of
+ * them. `Connection` extends it and owns the lifecycle around it.
  */
 export abstract class Inbound extends Outbound {
   readonly ctx: Context
@@ -57,6 +58,10 @@ export abstract class Inbound extends Outbound {
   protected readonly route: RouteState
   /** inbound frames waiting for their turn (made on first use) */
   private queue: Queued[] | null = null
+  /** the bytes of the frames in `queue` */
+  private queuedBytes = 0
+  /** messages received from the client, kept or not (for the close log) */
+  messagesIn = 0
   /** the connect phase ended with the socket open: messages may run */
   protected accepting = false
   /** the connect phase failed or the socket closed during it: inbound frames are ignored */
@@ -85,6 +90,9 @@ export abstract class Inbound extends Outbound {
 
   abstract close (code: number, reason: string): void
 
+  /** Closes a peer that misbehaves on the read side: it is read no more, and terminated if the close does not complete promptly. */
+  protected abstract cutOff (code: number, reason: string): void
+
   /** A `nexus.v1` request: `onMessage`'s result (or failure) answers it. */
   protected abstract answer (id: number, message: unknown): Promise<void>
 
@@ -102,6 +110,7 @@ export abstract class Inbound extends Outbound {
 
   receive (data: Buffer, isBinary: boolean): void {
     this.counters.messagesReceived++
+    this.messagesIn++
     this.alive = true
     if (this.dropping) return
     let frame: ClientFrame | null = null
@@ -132,8 +141,11 @@ export abstract class Inbound extends Outbound {
     }
     const queue = this.queue ??= []
     queue.push({ data, isBinary, frame })
-    // Backpressure: stop reading from the client until the queue is worked off.
-    if (queue.length >= INBOUND_HIGH_WATER_MARK && !this.socket.isPaused) this.socket.pause()
+    this.queuedBytes += data.length
+    // Backpressure: stop reading from the client until the queue is worked
+    // off. ws finishes the chunk it is parsing, so frames already read with
+    // this one still arrive; nothing more is read from the TCP socket.
+    if ((queue.length >= INBOUND_HIGH_WATER_MARK || this.queuedBytes > this.route.limits.maxInboundBytes) && !this.socket.isPaused) this.socket.pause()
   }
 
   /** A message over the rate limit is dropped at arrival, before it takes room in the queue. */
@@ -141,7 +153,7 @@ export abstract class Inbound extends Outbound {
     this.counters.rateLimited++
     if (verdict === Verdict.CLOSE) {
       this.drop()
-      this.close(CloseCode.POLICY_VIOLATION, 'Rate limit exceeded')
+      this.cutOff(CloseCode.POLICY_VIOLATION, 'Rate limit exceeded')
       return
     }
     if (frame === null) {
@@ -159,12 +171,19 @@ export abstract class Inbound extends Outbound {
     const queue = this.queue
     if (queue !== null) {
       for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        this.queuedBytes -= next.data.length
+        // Read again once the queue is down to half of both marks: the client
+        // refills it while the rest runs, and a queue at its mark does not
+        // pause and resume the socket at every message.
+        if (this.socket.isPaused && queue.length <= INBOUND_HIGH_WATER_MARK / 2 && this.queuedBytes <= this.route.limits.maxInboundBytes / 2) this.socket.resume()
         const pending = next.frame === null ? this.handle(next.data, next.isBinary, undefined) : this.handleFrame(next.frame, next.isBinary)
         if (pending !== undefined) await pending
       }
     }
+    // A paused socket was resumed above by the time its queue emptied (at the
+    // latest with the last frame); a dropped exchange is not read again here:
+    // drop() resumed the socket, or a flooder was cut off and stays unread.
     this.draining = null
-    if (this.socket.isPaused) this.socket.resume()
   }
 
   /** A decoded `nexus.v1` frame: app data goes the way of a raw message; the rest is the session's. */
@@ -272,6 +291,7 @@ export abstract class Inbound extends Outbound {
     this.dropping = true
     // Emptied in place: a drain in progress holds this same array.
     if (this.queue !== null) this.queue.length = 0
+    this.queuedBytes = 0
     if (this.socket.isPaused) this.socket.resume()
   }
 }

@@ -144,6 +144,8 @@ export abstract class Outbound {
   private corkedTurn = 0
   /** bytes admitted in the current turn */
   private turnBytes = 0
+  /** the app's messages written to this socket (sends, broadcasts, history), for the close log */
+  messagesOut = 0
 
   constructor (socket: WebSocket) {
     this.socket = socket
@@ -174,6 +176,7 @@ export abstract class Outbound {
     } else {
       rawSend.call(this.socket, out.data, out.binary ? BINARY : TEXT)
     }
+    this.messagesOut++
     return true
   }
 

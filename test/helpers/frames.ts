@@ -1,5 +1,4 @@
 import { connect as connectTcp, type Socket } from 'node:net'
-import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 
 /**
@@ -131,7 +130,8 @@ export class RawClient {
   private constructor (socket: Socket, rest: Buffer, read: boolean, answerPings: boolean) {
     this.socket = socket
     this.answerPings = answerPings
-    this.ended = once(socket, 'close').then(() => undefined)
+    // Not events.once, which rejects on 'error': a connection reset is an end too.
+    this.ended = new Promise((resolve) => socket.once('close', () => resolve()))
     socket.on('error', () => {})
     if (!read) {
       socket.pause()
