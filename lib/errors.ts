@@ -52,6 +52,16 @@ export const errors: typeof ErrorsType = {
     'Origin %s is not allowed to open a WebSocket',
     403
   ),
+  FST_NEXUS_AUTH_TIMEOUT: createError<'FST_NEXUS_AUTH_TIMEOUT', 503, [string]>(
+    'FST_NEXUS_AUTH_TIMEOUT',
+    'Authentication did not complete within %s ms',
+    503
+  ),
+  FST_NEXUS_NOT_WEBSOCKET: createError<'FST_NEXUS_NOT_WEBSOCKET', 404, [string]>(
+    'FST_NEXUS_NOT_WEBSOCKET',
+    'The route %s does not accept WebSocket connections',
+    404
+  ),
   FST_NEXUS_SHUTTING_DOWN: createError<'FST_NEXUS_SHUTTING_DOWN', 503, []>(
     'FST_NEXUS_SHUTTING_DOWN',
     'The server is shutting down',

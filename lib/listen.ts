@@ -8,6 +8,9 @@ type Listen = FastifyInstance['listen']
  * Fastify 5 takes only an options object, and fails on a number with a bare
  * TypeError. This wrapper maps those positional forms onto `{ port, host }`
  * (a non-numeric string is a socket path); every other call goes through as is.
+ * Applied only with the plugin's `listen: 'positional'` option, to the
+ * instance the plugin is registered on: Fastify's own listen is not the
+ * plugin's to change behind the app's back.
  */
 export function withPositionalListen (listen: Listen): Listen {
   // Fastify's own listen(options?, callback?), whatever overloads are declared.

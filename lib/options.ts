@@ -1,5 +1,6 @@
 import type { Adapter, NexusRealtimeOptions, OriginPredicate, RateLimitOptions, WebSocketServerOptions } from '../types/index'
 import { MemoryAdapter } from './adapters/memory'
+import { MAX_TIMEOUT } from './constants'
 import { describe, errors } from './errors'
 import { Policies } from './policies'
 
@@ -11,7 +12,15 @@ export const DEFAULTS = Object.freeze({
   heartbeat: { interval: 30000 },
   /** 4 MiB of unsent bytes: far more than a healthy client ever lags behind. */
   maxBufferedBytes: 4 * 1024 * 1024,
-  rateLimit: false as const
+  /**
+   * 4 MiB of received messages waiting for onMessage: four messages of the
+   * default maxPayload. A fixed size, not a multiple of maxPayload, so that
+   * raising maxPayload does not multiply what every connection may hold.
+   */
+  maxInboundBytes: 4 * 1024 * 1024,
+  rateLimit: false as const,
+  /** 10 s for `auth` to settle: longer is a stuck database call, not a slow one. */
+  authTimeout: 10_000
 })
 
 /** The per-connection settings that a route may override. */
@@ -19,6 +28,8 @@ export interface ConnectionLimits {
   /** ms between pings; 0 for no heartbeat */
   heartbeat: number
   maxBufferedBytes: number
+  /** bytes of inbound messages queued behind onMessage beyond which the socket is paused */
+  maxInboundBytes: number
   rateLimit: RateLimitOptions | null
 }
 
@@ -29,6 +40,10 @@ export interface NormalizedOptions extends ConnectionLimits {
   allowedOrigins: ReadonlyArray<string | RegExp> | OriginPredicate | null
   /** `roomPolicies`, compiled; null when no room has one */
   policies: Policies | null
+  /** ms an `auth` may take before the handshake is refused with 503 */
+  authTimeout: number
+  /** `listen: 'positional'`: the instance's listen also takes `listen(port, callback)` */
+  positionalListen: boolean
 }
 
 /** Reports an invalid field: (field, what was expected, the value received). */
@@ -80,6 +95,17 @@ export function normalizeMaxBufferedBytes (value: unknown, fail: Fail): number {
   return value
 }
 
+export function normalizeMaxInboundBytes (value: unknown, fail: Fail): number {
+  if (!isPositiveInteger(value)) return fail('maxInboundBytes', 'a positive integer (bytes)', value)
+  return value
+}
+
+/** `authTimeout`: milliseconds, a positive integer setTimeout honours. */
+export function normalizeAuthTimeout (value: unknown, fail: Fail): number {
+  if (!isPositiveInteger(value) || value > MAX_TIMEOUT) return fail('authTimeout', `a positive integer of milliseconds up to ${MAX_TIMEOUT}`, value)
+  return value
+}
+
 function normalizeAllowedOrigins (value: unknown, fail: Fail): NormalizedOptions['allowedOrigins'] {
   if (value === undefined) return null
   if (typeof value === 'function') return value as OriginPredicate
@@ -95,6 +121,13 @@ function normalizeAllowedOrigins (value: unknown, fail: Fail): NormalizedOptions
 
 const failOption: Fail = (field, expected, received) => {
   throw new errors.FST_NEXUS_INVALID_OPTION(field, expected, describe(received))
+}
+
+/** `listen`: left out, or `'positional'` to opt in to the document's `listen(port, callback)`. */
+function normalizeListen (value: unknown): boolean {
+  if (value === undefined) return false
+  if (value !== 'positional') return failOption('listen', "'positional' (or left out)", value)
+  return true
 }
 
 /** A given value, or the default when the option is left out (`null` is not "left out"). */
@@ -132,8 +165,11 @@ export function normalizeOptions (given: NexusRealtimeOptions): NormalizedOption
     shutdownTimeout,
     heartbeat: normalizeHeartbeat(orDefault(given.heartbeat, DEFAULTS.heartbeat), failOption),
     maxBufferedBytes: normalizeMaxBufferedBytes(orDefault(given.maxBufferedBytes, DEFAULTS.maxBufferedBytes), failOption),
+    maxInboundBytes: normalizeMaxInboundBytes(orDefault(given.maxInboundBytes, DEFAULTS.maxInboundBytes), failOption),
     rateLimit: normalizeRateLimit(orDefault(given.rateLimit, DEFAULTS.rateLimit), failOption),
     allowedOrigins: normalizeAllowedOrigins(given.allowedOrigins, failOption),
-    policies: Policies.from(given.roomPolicies, failOption)
+    policies: Policies.from(given.roomPolicies, failOption),
+    authTimeout: normalizeAuthTimeout(orDefault(given.authTimeout, DEFAULTS.authTimeout), failOption),
+    positionalListen: normalizeListen(given.listen)
   }
 }

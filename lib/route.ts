@@ -14,6 +14,8 @@ import { createOriginCheck } from './origin'
 import {
   normalizeHeartbeat,
   normalizeMaxBufferedBytes,
+  normalizeAuthTimeout,
+  normalizeMaxInboundBytes,
   normalizeRateLimit,
   type ConnectionLimits,
   type Fail,
@@ -28,6 +30,35 @@ type RequestWithContext = FastifyRequest & { [kContext]?: Context, [kRefused]?: 
 const HANDLERS = ['auth', 'beforeConnect', 'onConnect', 'onMessage', 'onClose', 'onError'] as const
 const PARSE_MODES = new Set(['json', 'text', 'binary'])
 
+/** The plugin's own fields of a route config. */
+const NEXUS_FIELDS = new Set<string>([
+  ...HANDLERS, 'rooms', 'parse', 'schema', 'heartbeat', 'maxBufferedBytes', 'maxInboundBytes', 'rateLimit', 'authTimeout'
+])
+/** Fastify's route hooks that run before the upgrade (or on a refused handshake): function or array of functions. */
+const FASTIFY_HOOKS = ['onRequest', 'preParsing', 'preValidation', 'preHandler', 'onResponse', 'onTimeout', 'onRequestAbort'] as const
+/** Fastify route options passed on as they are (Fastify checks their values). */
+const FASTIFY_OPTIONS = [
+  'config', 'logLevel', 'logSerializers', 'childLoggerFactory', 'constraints', 'prefixTrailingSlash',
+  'exposeHeadRoute', 'errorHandler', 'schemaErrorFormatter', 'validatorCompiler'
+] as const
+/**
+ * Fastify route options that cannot apply to a ws route, and why: they are
+ * rejected rather than dropped, so that nobody relies on them silently.
+ */
+const NOT_FOR_WS: Readonly<Record<string, string>> = {
+  handler: 'left out: the socket is handled by onConnect, onMessage and onClose',
+  wsHandler: 'left out: the socket is handled by onConnect, onMessage and onClose',
+  websocket: 'left out: an app.ws route is a WebSocket route',
+  method: 'left out: a WebSocket handshake is a GET',
+  url: 'left out: the path is the first argument of app.ws',
+  path: 'left out: the path is the first argument of app.ws',
+  preSerialization: 'left out: frames sent on the socket are not serialized by Fastify',
+  onSend: 'left out: frames sent on the socket do not go through Fastify\'s onSend',
+  serializerCompiler: 'left out: frames sent on the socket are not serialized by Fastify',
+  attachValidation: 'left out: a handshake that fails its schema is answered 400',
+  bodyLimit: 'left out: a handshake has no body (see websocket.maxPayload for frames)'
+}
+
 function validateRoute (path: unknown, config: unknown): asserts config is WebSocketRouteConfig {
   if (typeof path !== 'string' || path.length === 0) {
     throw new errors.FST_NEXUS_INVALID_ROUTE(String(path), 'path', 'a non-empty string', describe(path))
@@ -36,6 +67,19 @@ function validateRoute (path: unknown, config: unknown): asserts config is WebSo
     throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'config', 'an object', describe(config))
   }
   const route = config as WebSocketRouteConfig
+  for (const key of Object.keys(route)) {
+    const reason = NOT_FOR_WS[key]
+    if (reason !== undefined) throw new errors.FST_NEXUS_INVALID_ROUTE(path, key, reason, describe((route as Record<string, unknown>)[key]))
+    if (!NEXUS_FIELDS.has(key) && !(FASTIFY_HOOKS as readonly string[]).includes(key) && !(FASTIFY_OPTIONS as readonly string[]).includes(key)) {
+      throw new errors.FST_NEXUS_INVALID_ROUTE(path, key, 'left out: it is not an option of app.ws (see the README, "Route config")', describe((route as Record<string, unknown>)[key]))
+    }
+  }
+  for (const name of FASTIFY_HOOKS) {
+    const hooks: unknown = route[name]
+    if (hooks !== undefined && typeof hooks !== 'function' && !(Array.isArray(hooks) && hooks.every((hook) => typeof hook === 'function'))) {
+      throw new errors.FST_NEXUS_INVALID_ROUTE(path, name, 'a function or an array of functions (a Fastify hook)', describe(hooks))
+    }
+  }
   for (const name of HANDLERS) {
     if (route[name] !== undefined && typeof route[name] !== 'function') {
       throw new errors.FST_NEXUS_INVALID_ROUTE(path, name, 'a function', describe(route[name]))
@@ -70,7 +114,7 @@ function subscribeRules (path: string, rooms: WebSocketRouteConfig['rooms']): Su
   return authorize === undefined ? null : { authorize, maxRooms, timeout }
 }
 
-/** The route's own heartbeat, rateLimit and maxBufferedBytes over the plugin's. */
+/** The route's own heartbeat, rateLimit, maxBufferedBytes and maxInboundBytes over the plugin's. */
 function routeLimits (path: string, config: WebSocketRouteConfig, defaults: ConnectionLimits): ConnectionLimits {
   const fail: Fail = (field, expected, received) => {
     throw new errors.FST_NEXUS_INVALID_ROUTE(path, field, expected, describe(received))
@@ -78,14 +122,18 @@ function routeLimits (path: string, config: WebSocketRouteConfig, defaults: Conn
   return {
     heartbeat: config.heartbeat === undefined ? defaults.heartbeat : normalizeHeartbeat(config.heartbeat, fail),
     maxBufferedBytes: config.maxBufferedBytes === undefined ? defaults.maxBufferedBytes : normalizeMaxBufferedBytes(config.maxBufferedBytes, fail),
+    maxInboundBytes: config.maxInboundBytes === undefined ? defaults.maxInboundBytes : normalizeMaxInboundBytes(config.maxInboundBytes, fail),
     rateLimit: config.rateLimit === undefined ? defaults.rateLimit : normalizeRateLimit(config.rateLimit, fail)
   }
 }
 
 /**
  * What a handshake rejected by `auth` is answered with. An error that carries
- * its own 4xx/5xx `statusCode` is the app's deliberate answer and goes out as
- * is. Anything else (a plain `Error('Token required')`, a bug's TypeError, a
+ * its own 4xx `statusCode` is the app's deliberate answer and goes out as is.
+ * One with a 5xx `statusCode` keeps its status, but its message may be
+ * internal (a database error's text): the client gets the status text (Node's
+ * STATUS_CODES), the log gets the original, which is also the `cause`.
+ * Anything else (a plain `Error('Token required')`, a bug's TypeError, a
  * database error) becomes a bare 401 `FST_NEXUS_UNAUTHORIZED` whose `cause` is
  * the original, so no internal message reaches the client.
  */
@@ -93,7 +141,9 @@ function rejection (error: unknown, reply: FastifyReply): Error {
   const statusCode = (error as { statusCode?: unknown } | null)?.statusCode
   if (error instanceof Error && typeof statusCode === 'number' && statusCode >= 400 && statusCode <= 599) {
     reply.code(statusCode)
-    return error
+    if (statusCode < 500 || error instanceof errors.FST_NEXUS_AUTH_TIMEOUT) return error
+    reply.log.error({ err: error }, 'auth failed with a server error; the client gets its status text only')
+    return Object.assign(new Error(STATUS_CODES[statusCode] ?? 'Error', { cause: error }), { statusCode })
   }
   reply.code(401)
   return new errors.FST_NEXUS_UNAUTHORIZED({ cause: error })
@@ -119,6 +169,16 @@ function refusalClose (error: unknown): { code: number, reason: string } {
   return { code: 4000 + status, reason: Buffer.from(message).subarray(0, 123).toString().replace(/\uFFFD+$/, '') }
 }
 
+type Hook = (...args: any[]) => unknown
+type Phase = 'onRequest' | 'preValidation' | 'preHandler'
+
+/** Sets a hook phase of the route: the plugin's own hook (if any) first, then the route's own (a function or an array). */
+function setPhase (options: RouteOptions, phase: Phase, own: Hook | null, given: unknown): void {
+  const hooks: Hook[] = given === undefined ? [] : ([] as Hook[]).concat(given as Hook | Hook[])
+  if (own !== null) hooks.unshift(own)
+  if (hooks.length > 0) (options as unknown as Record<Phase, Hook[]>)[phase] = hooks
+}
+
 /** Builds the `app.ws` decorator bound to one manager. */
 export function createRouteDecorator (runtime: Runtime<Connection>, safety: JsonSafety, plugin: NormalizedOptions) {
   const checkOrigin = plugin.allowedOrigins === null ? null : createOriginCheck(plugin.allowedOrigins)
@@ -141,6 +201,11 @@ export function createRouteDecorator (runtime: Runtime<Connection>, safety: Json
       validate: null
     }
     const auth = config.auth
+    const authTimeout = config.authTimeout === undefined
+      ? plugin.authTimeout
+      : normalizeAuthTimeout(config.authTimeout, (field, expected, received) => {
+        throw new errors.FST_NEXUS_INVALID_ROUTE(path, field, expected, describe(received))
+      })
 
     const options: RouteOptions = {
       method: 'GET',
@@ -162,7 +227,16 @@ export function createRouteDecorator (runtime: Runtime<Connection>, safety: Json
     }
     // querystring, params and headers are Fastify's own: checked before the upgrade (400).
     if (Object.keys(httpSchema).length > 0) options.schema = httpSchema
-    if (checkOrigin !== null) options.onRequest = checkOrigin
+    // Fastify's route options that apply to a handshake, as given.
+    const passed = options as unknown as Record<string, unknown>
+    for (const key of FASTIFY_OPTIONS) if (config[key] !== undefined) passed[key] = config[key]
+    for (const key of ['preParsing', 'onResponse', 'onTimeout', 'onRequestAbort'] as const) {
+      if (config[key] !== undefined) passed[key] = config[key]
+    }
+    // Within a phase, the plugin's own hook runs before the route's (Fastify
+    // runs the hooks of the app and its contexts before both): the origin
+    // check before the route's onRequest, auth before its preValidation.
+    setPhase(options, 'onRequest', checkOrigin, config.onRequest)
     if (messageSchema !== undefined) {
       // Compiled once, with the validator compiler of the context the route
       // lives in (so a TypeBox or other compiler set there applies); a message
@@ -172,17 +246,21 @@ export function createRouteDecorator (runtime: Runtime<Connection>, safety: Json
       // compiles it.
       const instance = this
       this.addHook('onReady', async function compileAtReady () {
-        const compiler = instance.validatorCompiler
+        const compiler = config.validatorCompiler ?? instance.validatorCompiler
         if (compiler === undefined || state.validate !== null) return
-        state.validate = createMessageValidator(compiler({ schema: messageSchema, method: 'GET', url: path, httpPart: 'body' }) as Parameters<typeof createMessageValidator>[0])
+        state.validate = createMessageValidator(compiler({ schema: messageSchema as Record<string, unknown>, method: 'GET', url: path, httpPart: 'body' }) as Parameters<typeof createMessageValidator>[0])
       })
-      options.preHandler = async function compileMessageSchema (request: FastifyRequest) {
+      setPhase(options, 'preHandler', async function compileMessageSchema (request: FastifyRequest) {
         state.validate ??= createMessageValidator(request.compileValidationSchema(messageSchema as Record<string, unknown>, 'body'))
-      }
+      }, config.preHandler)
+    } else {
+      setPhase(options, 'preHandler', null, config.preHandler)
     }
-    if (auth !== undefined) {
+    if (auth === undefined) {
+      setPhase(options, 'preValidation', null, config.preValidation)
+    } else {
       // A callback-style hook: a synchronous auth costs no promise and no microtask.
-      options.preValidation = function authenticate (request: RequestWithContext, reply: FastifyReply, done: (error?: Error) => void) {
+      setPhase(options, 'preValidation', function authenticate (request: RequestWithContext, reply: FastifyReply, done: (error?: Error) => void) {
         // A plain HTTP GET on a ws route gets @fastify/websocket's 404 without running auth.
         if (!request.ws) {
           done()
@@ -212,11 +290,24 @@ export function createRouteDecorator (runtime: Runtime<Connection>, safety: Json
           return
         }
         if (isThenable(result)) {
-          result.then(accept, reject)
+          // An auth that never settles would hold the socket forever: after
+          // authTimeout ms the handshake is refused with 503, and a late
+          // settlement is ignored.
+          let timer: NodeJS.Timeout | undefined = setTimeout(() => {
+            timer = undefined
+            reject(new errors.FST_NEXUS_AUTH_TIMEOUT(String(authTimeout)))
+          }, authTimeout)
+          const settle = <T>(handle: (value: T) => void) => (value: T): void => {
+            if (timer === undefined) return
+            clearTimeout(timer)
+            timer = undefined
+            handle(value)
+          }
+          result.then(settle(accept), settle(reject))
         } else {
           accept(result)
         }
-      }
+      }, config.preValidation)
     }
     this.route(options)
     return this

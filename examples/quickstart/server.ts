@@ -1,5 +1,8 @@
 // The seed's Quick Start, unchanged except that `createApp()` became
-// `Fastify()` + `register(nexusRealtime)`. Run it with `npm run example:quickstart`,
+// `Fastify()` + `register(nexusRealtime, { listen: 'positional' })`: the option
+// opts this instance in to the document's `app.listen(3000, () => …)`, which
+// Fastify 5 no longer takes (its types: listen.d.ts beside this file).
+// Run it with `npm run example:quickstart`,
 // then connect to ws://localhost:3000/ws/chat. PORT changes the port (0 picks
 // a free one, and the lines printed say which).
 import Fastify from 'fastify'
@@ -9,7 +12,7 @@ const port = Number(process.env.PORT ?? 3000)
 
 async function start (): Promise<void> {
   const app = Fastify()
-  await app.register(nexusRealtime)
+  await app.register(nexusRealtime, { listen: 'positional' })
 
   // Define WebSocket route
   app.ws('/ws/chat', {
@@ -28,7 +31,7 @@ async function start (): Promise<void> {
     }
   })
 
-  // The document's listen(port, callback) form, which the plugin restores on Fastify 5.
+  // The document's listen(port, callback) form, opted in to above.
   app.listen(port, () => {
     const { port: actual } = app.server.address() as { port: number }
     console.log(`Server running at http://localhost:${actual}`)
