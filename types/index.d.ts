@@ -4,6 +4,7 @@
 import type {
   FastifyBaseLogger,
   FastifyPluginAsync,
+  RouteShorthandOptions,
   FastifyRequest,
   RawServerBase,
   RawServerDefault,
@@ -16,6 +17,11 @@ import type { CallValidatorTypeProvider } from 'fastify/types/type-provider'
 import type { FastifyError, FastifyErrorConstructor } from '@fastify/error'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { ServerOptions, WebSocket } from 'ws'
+// The plugin registers @fastify/websocket: its additions to Fastify's types
+// (`app.injectWS()` for tests without `listen`, `app.websocketServer`,
+// `request.ws`) come with this package's. ws's types are @types/ws, a
+// dependency of this package, so a strict project needs nothing more.
+import type {} from '@fastify/websocket'
 
 declare module 'fastify' {
   interface FastifyInstance<
@@ -40,14 +46,6 @@ declare module 'fastify' {
 
     /** The room manager: rooms, broadcasting and lookups, usable from any handler. */
     getWebSocket(): nexusRealtime.WebSocketManager
-
-    /**
-     * The Nexus document's positional form, `app.listen(3000, () => …)`, which
-     * Fastify 5 no longer takes: mapped onto `{ port, host }` by the plugin.
-     */
-    listen(port: number | string, callback: (err: Error | null, address: string) => void): void
-    listen(port: number | string, host: string, callback: (err: Error | null, address: string) => void): void
-    listen(port: number | string, host?: string): Promise<string>
   }
 }
 
@@ -103,6 +101,16 @@ declare namespace nexusRealtime {
      */
     maxBufferedBytes?: number
     /**
+     * Bytes of received messages a connection may hold waiting for `onMessage`
+     * (beside the 1024-message mark): past it, the plugin stops reading from
+     * the socket until the queue is worked off, so that a client sending faster
+     * than `onMessage` completes is slowed down by TCP. The queue may pass it by
+     * the message that crossed it and the frames ws had already read with it.
+     * Routes may override it.
+     * @default 4194304 (4 MiB)
+     */
+    maxInboundBytes?: number
+    /**
      * Per-connection token bucket: `max` messages per `windowMs`. Excess messages
      * get a `RATE_LIMITED` error frame and are dropped; more than `2 × max` in one
      * window closes the connection with 1008. Off by default; routes may override it.
@@ -125,6 +133,21 @@ declare namespace nexusRealtime {
      * @default {}
      */
     roomPolicies?: Readonly<Record<string, RoomPolicy>>
+    /**
+     * Milliseconds `auth` may take: a handshake whose `auth` has not settled
+     * by then is refused with 503 `FST_NEXUS_AUTH_TIMEOUT` (a `nexus.v1`
+     * client: close 4503). Routes may override it.
+     * @default 10000
+     */
+    authTimeout?: number
+    /**
+     * `'positional'` makes the `listen` of the instance the plugin is
+     * registered on also take the Nexus document's `listen(port, callback)`,
+     * `listen(port, host, callback)`, `listen(port[, host])` and
+     * `listen(path)`. Off by default: Fastify's `listen` is left alone. Its
+     * types are a separate opt-in: `import 'fastify-nexus-realtime/listen'`.
+     */
+    listen?: 'positional'
   }
 
   /** What a room (or every room of a prefix) keeps. */
@@ -246,7 +269,20 @@ declare namespace nexusRealtime {
    */
   export type HandlerResult = unknown
 
-  export interface WebSocketRouteConfig<G extends WebSocketRouteGeneric = WebSocketRouteGeneric> {
+  /**
+   * The Fastify route options a ws route honours: hooks that run before the
+   * upgrade (after the plugin's own origin check and `auth` of the same
+   * phase), `onResponse` (a refused handshake), `config` (seen as
+   * `request.routeOptions.config`), `logLevel`, `constraints`, … Fastify's
+   * `handler`, `method`, `url`, `onSend`, `preSerialization` and the other
+   * options that cannot apply to a socket are rejected by `app.ws`.
+   */
+  export type WebSocketRouteFastifyOptions = Pick<RouteShorthandOptions,
+    'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'onResponse' | 'onTimeout' | 'onRequestAbort' |
+    'config' | 'logLevel' | 'logSerializers' | 'childLoggerFactory' | 'constraints' | 'prefixTrailingSlash' |
+    'exposeHeadRoute' | 'errorHandler' | 'schemaErrorFormatter' | 'validatorCompiler'>
+
+  export interface WebSocketRouteConfig<G extends WebSocketRouteGeneric = WebSocketRouteGeneric> extends WebSocketRouteFastifyOptions {
     /**
      * Runs as the route's `preValidation` hook, before the upgrade. Its return
      * value becomes `ctx.user`. A throw answers the handshake with the error's
@@ -288,8 +324,12 @@ declare namespace nexusRealtime {
     heartbeat?: HeartbeatOptions | false
     /** This route's slow-consumer limit in bytes. @default the plugin's `maxBufferedBytes` */
     maxBufferedBytes?: number
+    /** This route's bound on queued inbound bytes. @default the plugin's `maxInboundBytes` */
+    maxInboundBytes?: number
     /** This route's rate limit, or `false` for none. @default the plugin's `rateLimit` */
     rateLimit?: RateLimitOptions | false
+    /** Milliseconds this route's `auth` may take (503 after). @default the plugin's `authTimeout` */
+    authTimeout?: number
   }
 
   /**
@@ -429,21 +469,22 @@ declare namespace nexusRealtime {
     /**
      * Sends `data` (encoded once) to every OPEN socket of the room, or of
      * several rooms (each socket once). Returns the number of local sockets written to.
+     * A type argument checks `data`: `broadcast<ChatEvent>('chat:42', event)`.
      */
-    broadcast(room: string | readonly string[], data: OutgoingData, options?: BroadcastOptions): number
+    broadcast<T extends OutgoingData = OutgoingData>(room: string | readonly string[], data: T, options?: BroadcastOptions): number
     /**
      * Broadcasts to a history room once the message is stored, and resolves
      * with its position; rejects with `FST_NEXUS_HISTORY_UNAVAILABLE` when it
      * cannot be stored (then nobody received it), `FST_NEXUS_NO_HISTORY` when
      * the room has no history policy.
      */
-    publish(room: string, data: OutgoingData, options?: BroadcastOptions): Promise<Position>
+    publish<T extends OutgoingData = OutgoingData>(room: string, data: T, options?: BroadcastOptions): Promise<Position>
     /** The messages a history room keeps, oldest first. */
     history(room: string, options?: HistoryQuery): Promise<HistoryPage>
-    /** Sends `data` to every connection of every `app.ws` route. */
-    broadcastAll(data: OutgoingData, options?: BroadcastOptions): number
-    /** Sends `data` to one socket with the broadcast encoding; `false` when it is not OPEN. */
-    send(socket: WebSocket, data: OutgoingData): boolean
+    /** Sends `data` to every connection of every `app.ws` route. A type argument checks `data`. */
+    broadcastAll<T extends OutgoingData = OutgoingData>(data: T, options?: BroadcastOptions): number
+    /** Sends `data` to one socket with the broadcast encoding; `false` when it is not OPEN. A type argument checks `data`. */
+    send<T extends OutgoingData = OutgoingData>(socket: WebSocket, data: T): boolean
     /** Removes a room and all its members from it. Returns whether it existed. */
     deleteRoom(room: string): boolean
     hasRoom(room: string): boolean
@@ -746,6 +787,10 @@ declare namespace nexusRealtime {
     FST_NEXUS_INVALID_DATA: FastifyErrorConstructor<{ code: 'FST_NEXUS_INVALID_DATA' }, [string]>
     FST_NEXUS_UNAUTHORIZED: FastifyErrorConstructor<{ code: 'FST_NEXUS_UNAUTHORIZED', statusCode: 401 }, [{ cause: unknown }?]>
     FST_NEXUS_ORIGIN_NOT_ALLOWED: FastifyErrorConstructor<{ code: 'FST_NEXUS_ORIGIN_NOT_ALLOWED', statusCode: 403 }, [string]>
+    /** the answer to a handshake whose `auth` did not settle within `authTimeout` ms */
+    FST_NEXUS_AUTH_TIMEOUT: FastifyErrorConstructor<{ code: 'FST_NEXUS_AUTH_TIMEOUT', statusCode: 503 }, [string]>
+    /** the answer to a WebSocket handshake on a route that has no WebSocket handler */
+    FST_NEXUS_NOT_WEBSOCKET: FastifyErrorConstructor<{ code: 'FST_NEXUS_NOT_WEBSOCKET', statusCode: 404 }, [string]>
     FST_NEXUS_SHUTTING_DOWN: FastifyErrorConstructor<{ code: 'FST_NEXUS_SHUTTING_DOWN', statusCode: 503 }, []>
     /** `publish` could not store the message (the store is unreachable or did not answer in time): nobody received it */
     FST_NEXUS_HISTORY_UNAVAILABLE: FastifyErrorConstructor<{ code: 'FST_NEXUS_HISTORY_UNAVAILABLE', statusCode: 503 }, [string]>

@@ -466,6 +466,8 @@ expectType<
   | 'FST_NEXUS_INVALID_DATA'
   | 'FST_NEXUS_UNAUTHORIZED'
   | 'FST_NEXUS_ORIGIN_NOT_ALLOWED'
+  | 'FST_NEXUS_AUTH_TIMEOUT'
+  | 'FST_NEXUS_NOT_WEBSOCKET'
   | 'FST_NEXUS_SHUTTING_DOWN'
   | 'FST_NEXUS_HISTORY_UNAVAILABLE'
   | 'FST_NEXUS_NO_HISTORY'
@@ -1162,6 +1164,7 @@ expectType<unknown>(null as unknown as HandlerResult)
   void app.register(nexusRealtime, {
     heartbeat: { interval: 10000 },
     maxBufferedBytes: 1024 * 1024,
+    maxInboundBytes: 8 * 1024 * 1024,
     rateLimit: { max: 100, windowMs: 60000 },
     allowedOrigins: ['https://app.example.com', /\.example\.org$/]
   })
@@ -1171,8 +1174,9 @@ expectType<unknown>(null as unknown as HandlerResult)
   expectError(app.register(nexusRealtime, { rateLimit: { max: 1 } }))
   expectError(app.register(nexusRealtime, { allowedOrigins: 'https://app.example.com' }))
 
-  app.ws('/ws/limits', { heartbeat: { interval: 5000 }, rateLimit: false, maxBufferedBytes: 65536 })
+  app.ws('/ws/limits', { heartbeat: { interval: 5000 }, rateLimit: false, maxBufferedBytes: 65536, maxInboundBytes: 65536 })
   expectError(app.ws('/ws/limits', { heartbeat: true }))
+  expectError(app.ws('/ws/limits', { maxInboundBytes: '1 MiB' }))
 
   expectType<1008>(nexusRealtime.CloseCode.POLICY_VIOLATION)
   expectType<1013>(nexusRealtime.CloseCode.TRY_AGAIN_LATER)
@@ -1219,6 +1223,72 @@ expectType<unknown>(null as unknown as HandlerResult)
     schema: { message: Type.Object({ text: Type.String() }) },
     onMessage: (_socket, message) => { expectType<{ custom: true }>(message) }
   })
+}
+
+{
+  // Inference from schema.message through the type provider, beside the other type parameters.
+  const app = Fastify().withTypeProvider<TypeBoxTypeProvider>()
+  const ChatSchema = Type.Object({ type: Type.Literal('chat'), text: Type.String() })
+  type Chat = { type: 'chat', text: string }
+
+  // Without type arguments: the message from the schema, the user from nothing (`any`).
+  app.ws('/ws/inferred', {
+    schema: { message: ChatSchema },
+    auth: () => ({ id: '1', name: 'a', roles: [] }),
+    onMessage: (_socket, message, ctx) => {
+      expectType<Chat>(message)
+      expectType<any>(ctx.user)
+      expectError(message.missing)
+    }
+  })
+  // An explicit user and the schema's message: TypeScript infers no type
+  // argument once one is written (no partial inference), so the schema's type
+  // goes in the second slot, `typeof schema`; the message is still the schema's.
+  const schema = { message: ChatSchema, params: Type.Object({ room: Type.String() }) }
+  app.ws<{ user: User }, typeof schema>('/ws/:room', {
+    schema,
+    onMessage: (_socket, message, ctx) => {
+      expectType<Chat>(message)
+      expectType<User>(ctx.user)
+      expectType<string>(ctx.params.room)
+    }
+  })
+  app.ws<{ metadata: Meta }, typeof schema>('/ws/meta/:room', {
+    schema,
+    onConnect: (_socket, ctx) => { expectType<Meta>(ctx.metadata) },
+    onMessage: (_socket, message, ctx) => {
+      expectType<Chat>(message)
+      expectType<any>(ctx.user)
+    }
+  })
+  // The schema given in the second slot must be the one passed.
+  expectError(app.ws<{ user: User }, typeof schema>('/ws/:room', { schema: { message: Type.String() } }))
+  // An explicit user alone leaves the message `any` (the schema still validates it at run time).
+  app.ws<{ user: User }>('/ws/user-only-schema', {
+    schema: { message: ChatSchema },
+    onMessage: (_socket, message, ctx) => {
+      expectType<any>(message)
+      expectType<User>(ctx.user)
+    }
+  })
+}
+
+{
+  // Outbound data: a type argument checks what broadcast, broadcastAll, publish and send are given.
+  type ChatEvent = { type: 'chat', from: string, text: string }
+  const manager = Fastify().getWebSocket()
+  const event: ChatEvent = { type: 'chat', from: 'a', text: 'hi' }
+  expectType<number>(manager.broadcast<ChatEvent>('chat:42', event))
+  expectType<number>(manager.broadcast<ChatEvent>(['a', 'b'], { type: 'chat', from: 'a', text: 'hi' }, { except: 'id' }))
+  expectType<number>(manager.broadcastAll<ChatEvent>(event))
+  expectType<boolean>(manager.send<ChatEvent>(socket, event))
+  expectType<Promise<Position>>(manager.publish<ChatEvent>('feed', event))
+  expectError(manager.broadcast<ChatEvent>('chat:42', { type: 'chat', text: 'no from' }))
+  expectError(manager.broadcastAll<ChatEvent>({ type: 'other', from: 'a', text: '' }))
+  expectError(manager.send<ChatEvent>(socket, 'text'))
+  expectError(manager.publish<ChatEvent>('feed', { type: 'chat', from: 1, text: '' }))
+  // Without one, anything goes, as before.
+  expectType<number>(manager.broadcast('chat:42', Symbol.for('anything')))
 }
 
 // ------------------------------------------------------------ scaling out (Redis)
@@ -1289,15 +1359,41 @@ expectType<unknown>(null as unknown as HandlerResult)
 
 // ------------------------------------------------------------ the document's listen(port, callback)
 
+// The plugin does not change Fastify's types: `listen(port, …)` is an opt-in
+// (`listen: 'positional'` at run time, `fastify-nexus-realtime/listen` for the
+// types), so neither the app nor another Fastify instance type-checks it here.
 {
   const app = Fastify()
-  app.listen(3000, () => {
-    console.log('Server running at http://localhost:3000')
+  void app.register(nexusRealtime, { listen: 'positional' })
+  expectError(app.register(nexusRealtime, { listen: true }))
+  expectError(app.register(nexusRealtime, { listen: 'yes' }))
+  expectError(app.listen(3000, () => {}))
+  const other = Fastify()
+  expectError(other.listen(9091))
+  expectError(other.listen(9091, () => {}))
+  expectType<Promise<string>>(other.listen({ port: 9091 }))
+}
+
+// ------------------------------------------------------------ authTimeout and Fastify's route options on app.ws
+
+{
+  const app = Fastify()
+  void app.register(nexusRealtime, { authTimeout: 5000 })
+  expectError(app.register(nexusRealtime, { authTimeout: '5s' }))
+  app.ws('/ws/fastify-options', {
+    authTimeout: 2000,
+    config: { role: 'admin' },
+    logLevel: 'warn',
+    constraints: { host: 'example.com' },
+    onRequest: async (request) => { expectType<boolean>(request.ws) },
+    preValidation: [async () => {}, async () => {}],
+    preHandler: (_request, _reply, done) => { done() },
+    onResponse: async () => {},
+    errorHandler: (_error, _request, reply) => { void reply.code(500).send() }
   })
-  app.listen(3000, '0.0.0.0', (err, address) => {
-    expectType<Error | null>(err)
-    expectType<string>(address)
-  })
-  expectType<Promise<string>>(app.listen(3000))
-  expectType<Promise<string>>(app.listen({ port: 3000 }))
+  expectError(app.ws('/ws', { authTimeout: '2s' }))
+  expectError(app.ws('/ws', { handler: () => {} }))
+  expectError(app.ws('/ws', { onSend: async () => {} }))
+  expectError(app.ws('/ws', { method: 'POST' }))
+  expectError(app.ws('/ws', { onMesage: () => {} }))
 }
