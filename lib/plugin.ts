@@ -197,9 +197,15 @@ function endAnsweredUpgrade (_request: IncomingMessage, socket: Duplex & { _http
   const response = socket._httpMessage
   // No response: the upgrade was answered before routing (app.close() has started).
   if (response === undefined || response === null) return
-  response.once('finish', () => {
-    socket.end(() => socket.destroy())
-  })
+  // One shared listener, no closure: an accepted socket keeps its response
+  // object (and this listener) for its whole life.
+  response.on('finish', endAnsweredSocket)
+}
+
+/** An upgrade was answered with an HTTP response: its socket is ended, then destroyed. */
+function endAnsweredSocket (this: ServerResponse): void {
+  const socket = this.req.socket
+  socket.end(() => socket.destroy())
 }
 
 /**
