@@ -10,6 +10,9 @@ import { build, Client, connect, listen } from './helpers/server'
 import { delay, until } from './helpers/wait'
 import { closePayload, encodeFrame, Opcode, RawClient } from './helpers/frames'
 
+// Bounded per file, not by tap's 30 s default: the file's waits are bounded themselves, and a busy 2-core machine stretches them.
+t.setTimeout(180_000)
+
 // The abuse suite: hostile and broken clients against one shared server.
 // After every case the same server must still answer a normal client, nothing
 // may have leaked into Object.prototype, every socket of the case must be gone

@@ -10,6 +10,9 @@ import type { Member } from '../lib/rooms'
 import type { TestContext } from './helpers/server'
 import { until } from './helpers/wait'
 
+// Bounded per file, not by tap's 30 s default: the file's waits are bounded themselves, and a busy 2-core machine stretches them.
+t.setTimeout(180_000)
+
 // The ordering side of history rooms with a shared store, driven step by
 // step: a store whose every call waits until the test answers it, so that
 // each race (a message ahead of a gap, a read that returns after its member

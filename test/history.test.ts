@@ -6,6 +6,9 @@ import { build, connect, listen, type TestContext } from './helpers/server'
 import { until } from './helpers/wait'
 import type { NexusRealtimeOptions } from '../types/index'
 
+// Bounded per file, not by tap's 30 s default: the file's waits are bounded themselves, and a busy 2-core machine stretches them.
+t.setTimeout(180_000)
+
 // History rooms on the memory store: positions, resume for rooms joined by
 // server code and rooms subscribed by the client, and every way a resume
 // cannot be exact. Clients are real sockets speaking nexus.v1 by hand.

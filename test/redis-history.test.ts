@@ -10,6 +10,9 @@ import { REDIS_URL, RedisServer, messagesOf, redisClient, uniquePrefix, withRedi
 import { freePort, type TestContext } from './helpers/server'
 import { until } from './helpers/wait'
 
+// Bounded per file, not by tap's 30 s default: the file's waits are bounded themselves, and a busy 2-core machine stretches them.
+t.setTimeout(180_000)
+
 // The Redis adapter's history store (lib/adapters/redis/history.ts), driven
 // directly through adapters whose host records what the adapter hands it: no
 // plugin, a real Redis. Every test has its own prefix: other test files share
