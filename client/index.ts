@@ -96,6 +96,12 @@ export interface PresenceMember {
   connections: number
 }
 
+/** How many members (keys) and connections a presence room has. */
+export interface PresenceCount {
+  members: number
+  connections: number
+}
+
 export interface ClientOptions {
   /** Query parameters, or a function (sync or async) that gives them, called before every connection attempt. */
   params?: Params | (() => Params | Promise<Params>)
@@ -117,7 +123,7 @@ export interface ClientOptions {
 export interface SubscribeOptions {
   /** Any JSON value, handed to the route's `rooms.authorize(room, ctx, params)` on every (re)subscribe. */
   params?: unknown
-  /** Ask for the room's members (`presence` events). */
+  /** Ask for the room's members (`presence` events); the room's policy must track presence, or the subscribe is refused with `NOT_ENABLED`. */
   presence?: boolean
 }
 
@@ -146,8 +152,12 @@ export interface SubscriptionEvents<T> {
   subscribed: (info: SubscribedInfo) => void
   /** The subscribe was refused; `temporary: false` ends the subscription. */
   error: (error: NexusError & { temporary: boolean }) => void
-  /** The room's members, kept current. */
-  presence: (members: PresenceMember[]) => void
+  /**
+   * The room's members, kept current: after every snapshot and every change
+   * from the server. `members` is `null` while the room is above its
+   * `listLimit` (the server then sends counts only); `count` is always given.
+   */
+  presence: (members: PresenceMember[] | null, count: PresenceCount) => void
   /** The server removed the connection from the room; the client does not subscribe again. */
   unsubscribed: () => void
 }
@@ -158,6 +168,10 @@ type Timer = ReturnType<typeof setTimeout>
 type Frame = string | Uint8Array
 /** A frame's header: PROTOCOL.md, "Server to client". */
 interface Header { id?: string, i?: number, r?: string, o?: number, e?: string, c: string, m: string, t?: boolean, x?: unknown, recovered?: boolean, missed?: number, reason?: string }
+/** A member as presence frames carry it: key, connections, meta. */
+type Entry = [string, number, unknown]
+/** The header of a presence frame: `p` a snapshot (`m`) or counts (`n`, `c`), `d` changes (`u` set, `l` gone). */
+interface PresenceHeader { r: string, v: number, m?: Entry[], n: number, c: number, u?: Entry[], l?: string[] }
 
 /** The part of a WebSocket the client touches. */
 interface Socket {
@@ -260,6 +274,14 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> {
   _a = 0
   /** @internal the retry after a temporary refusal */
   _t?: Timer
+  /** @internal presence: the members by key (undefined while only counts are known) */
+  _m?: Map<string, PresenceMember>
+  /** @internal presence: the version of the last frame applied */
+  _v = 0
+  /** @internal presence: the last count */
+  _n?: PresenceCount
+  /** @internal presence: a snapshot was asked after a gap and has not come yet */
+  _g?: boolean
 
   /** Made by `client.subscribe()`. */
   constructor (client: NexusClient<unknown, unknown>, room: string, options: SubscribeOptions) {
@@ -487,6 +509,15 @@ export class NexusClient<Incoming = unknown, Outgoing = unknown> extends Emitter
       case 'j':
         this._join(h)
         break
+      case 'p':
+      case 'd': {
+        const s = this._subs.get(h.r as string)
+        // Only to a subscription in place that asked: frames of a previous
+        // subscription to the room (left, or from before a reconnect) may
+        // still arrive before the answer to this one, and never after it.
+        if (s?._o.presence && s.state === 'subscribed') this._pres(s, kind, h as unknown as PresenceHeader)
+        break
+      }
       case 'u': {
         // With `i`: the answer to unsubscribe(), which already forgot the room.
         if (h.i) break
@@ -529,6 +560,34 @@ export class NexusClient<Incoming = unknown, Outgoing = unknown> extends Emitter
     // follow advance it. Otherwise the room goes on from the given one.
     if (h.e && !(h.recovered && this._pos.has(room))) this._pos.set(room, [h.o as number, h.e])
     if (h.recovered !== undefined) this._emit('resume', { room, recovered: h.recovered, missed: h.missed ?? 0, reason: h.reason })
+  }
+
+  /** A presence frame of a subscription that asked for it: the list (or counts) updated, then `presence`. */
+  private _pres (s: Subscription<unknown>, kind: string, h: PresenceHeader): void {
+    let m = s._m
+    if (kind === 'p') {
+      // A snapshot replaces everything, a gap included; a counts frame leaves no list.
+      s._g = false
+      m = s._m = h.m && new Map()
+      s._n = { members: h.n, connections: h.c }
+    } else if ((h.v !== s._v + 1 || !m) && !s._g) {
+      // A change was missed (or there is no list to change): changes carry
+      // absolute values, so this one still applies, and one snapshot is asked.
+      s._g = true
+      this._ws?.send(frame('p', { r: s.room }))
+    }
+    s._v = h.v
+    if (m) {
+      for (const [key, connections, meta] of h.m ?? h.u ?? []) m.set(key, { key, meta, connections })
+      for (const key of h.l ?? []) m.delete(key)
+      let c = 0
+      for (const x of m.values()) c += x.connections
+      s._n = { members: m.size, connections: c }
+    } else if (kind === 'd') {
+      // No list to change: nothing to tell until the snapshot comes.
+      return
+    }
+    s._emit('presence', m ? [...m.values()] : null, s._n as PresenceCount)
   }
 
   /** The connection ended: fail what was in flight, then reconnect unless the close is final. */
@@ -623,7 +682,8 @@ export class NexusClient<Incoming = unknown, Outgoing = unknown> extends Emitter
     if (this.state !== 'connected' || !ws) return
     const i = ++this._n
     this._sid.set(i, sub)
-    ws.send(frame('s', { i, r: sub.room, p: sub._o.params }))
+    // `w`: presence, asked again on every (re)subscribe.
+    ws.send(frame('s', { i, r: sub.room, p: sub._o.params, w: sub._o.presence ? 1 : undefined }))
   }
 
   /** @internal */
@@ -633,11 +693,12 @@ export class NexusClient<Incoming = unknown, Outgoing = unknown> extends Emitter
     if (this.state === 'connected') this._ws?.send(frame('u', { i: ++this._n, r: sub.room }))
   }
 
-  /** Ends a subscription: never renewed, its position forgotten. */
+  /** Ends a subscription: never renewed, its position and members forgotten. */
   private _drop (sub: Subscription<unknown>): void {
     this._subs.delete(sub.room)
     this._pos.delete(sub.room)
     clearTimeout(sub._t)
+    sub._m = sub._n = undefined
     sub.state = 'unsubscribed'
   }
 }

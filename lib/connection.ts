@@ -3,11 +3,12 @@ import type { Position, WebSocketRouteConfig } from '../types/index'
 import type { Context } from './context'
 import { performance } from 'node:perf_hooks'
 import { ABNORMAL_CLOSURE, CLOSE_GRACE_MS, CloseCode, OPEN, POSITIONS_WAIT_MS } from './constants'
-import { errors } from './errors'
+import { describe, errors } from './errors'
 import type { RouteState } from './inbound'
 import { protocolSend } from './outbound'
 import { isThenable } from './promise'
-import { decodeClientFrame, helloFrame, type Status } from './protocol'
+import type { PresenceIdentity } from './presence/index'
+import { decodeClientFrame, helloFrame, isRoomName, type Status } from './protocol'
 import type { Runtime } from './runtime'
 import { Session } from './session'
 import { kConnection } from './symbols'
@@ -35,6 +36,8 @@ export class Connection extends Session {
   private awaitingPositions: NodeJS.Timeout | null = null
   /** when the socket was accepted (performance.now()), for the close log */
   private readonly openedAt = performance.now()
+  /** who it is in presence rooms, computed at its first one; null when the route's functions failed */
+  private identity: PresenceIdentity | null | undefined
 
   constructor (runtime: Runtime<Connection>, route: RouteState, socket: WebSocket, ctx: Context) {
     super(runtime.counters, route, socket, ctx)
@@ -69,6 +72,42 @@ export class Connection extends Session {
 
   protected leave (room: string): void {
     this.runtime.hub.leave(room, this)
+  }
+
+  protected tracksPresence (room: string): boolean {
+    return this.runtime.hub.presence?.policyOf(room) != null
+  }
+
+  protected watchPresence (room: string): void {
+    // Still in the room: a leaveRoom or a close meanwhile would have taken it out.
+    if (this.runtime.hub.membersOf(room).has(this)) this.runtime.hub.presence?.watch(room, this)
+  }
+
+  protected presenceAgain (room: unknown): void {
+    if (isRoomName(room)) this.runtime.hub.presence?.resend(room, this)
+  }
+
+  presenceFrame (frame: Buffer): void {
+    this.writeText(frame)
+  }
+
+  /**
+   * Who it is in presence rooms: the route's `presence.key` and `meta` (by
+   * default its id and null), computed once. When they throw or give an
+   * unusable value, the error goes to onError, the connection is closed with
+   * 1011 and it is not listed.
+   */
+  presenceIdentity (): PresenceIdentity | null {
+    if (this.identity !== undefined) return this.identity
+    const options = this.route.config.presence
+    try {
+      this.identity = identityOf(options?.key === undefined ? this.ctx.id : options.key(this.ctx), options?.meta === undefined ? null : options.meta(this.ctx))
+    } catch (err) {
+      this.identity = null
+      void this.report(err)
+      this.close(CloseCode.INTERNAL_ERROR, 'Internal error')
+    }
+    return this.identity
   }
 
   /** The connection id, `ctx.id`. */
@@ -316,6 +355,23 @@ function closeCodeOf (errorCode: string | undefined): number {
     case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH': return CloseCode.MESSAGE_TOO_BIG
     default: return CloseCode.PROTOCOL_ERROR
   }
+}
+
+/** The longest presence key, and the largest meta (its JSON, in bytes). */
+export const MAX_PRESENCE_KEY_LENGTH = 256
+export const MAX_PRESENCE_META_BYTES = 4096
+
+function identityOf (key: unknown, meta: unknown): PresenceIdentity {
+  if (typeof key === 'number' && Number.isFinite(key)) key = String(key)
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_PRESENCE_KEY_LENGTH) {
+    throw new errors.FST_NEXUS_INVALID_PRESENCE(`a key that is not a string of 1 to ${MAX_PRESENCE_KEY_LENGTH} characters (${describe(key)})`)
+  }
+  // undefined (and a function) have no JSON form: the member's meta is null.
+  const json = JSON.stringify(meta) ?? 'null'
+  if (Buffer.byteLength(json) > MAX_PRESENCE_META_BYTES) {
+    throw new errors.FST_NEXUS_INVALID_PRESENCE(`a meta whose JSON is over ${MAX_PRESENCE_META_BYTES} bytes`)
+  }
+  return { key, meta: json }
 }
 
 function toBuffer (data: RawData): Buffer {

@@ -9,7 +9,8 @@ import type { WebSocketStats } from '../types/index'
 export type Counters = Pick<WebSocketStats,
   'messagesReceived' | 'messagesSent' | 'broadcasts' | 'invalidMessages' |
   'errors' | 'slowConsumers' | 'heartbeatTimeouts' | 'rateLimited' |
-  'historyAppended' | 'historyFailures' | 'resumeRecovered' | 'resumeFailed' | 'historyReplayed' | 'historyGapsFilled'>
+  'historyAppended' | 'historyFailures' | 'resumeRecovered' | 'resumeFailed' | 'historyReplayed' | 'historyGapsFilled' |
+  'presenceUpdates' | 'presenceFailures' | 'presenceFrames'>
 
 export function createCounters (): Counters {
   return {
@@ -26,6 +27,9 @@ export function createCounters (): Counters {
     resumeRecovered: 0,
     resumeFailed: 0,
     historyReplayed: 0,
-    historyGapsFilled: 0
+    historyGapsFilled: 0,
+    presenceUpdates: 0,
+    presenceFailures: 0,
+    presenceFrames: 0
   }
 }

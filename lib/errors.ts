@@ -75,6 +75,19 @@ export const errors: typeof ErrorsType = {
   FST_NEXUS_NO_HISTORY: createError<'FST_NEXUS_NO_HISTORY', [string]>(
     'FST_NEXUS_NO_HISTORY',
     'The room %s has no history: give it a roomPolicies entry with history'
+  ),
+  FST_NEXUS_NO_PRESENCE: createError<'FST_NEXUS_NO_PRESENCE', [string]>(
+    'FST_NEXUS_NO_PRESENCE',
+    'The room %s does not track presence: give it a roomPolicies entry with presence: true'
+  ),
+  FST_NEXUS_PRESENCE_UNAVAILABLE: createError<'FST_NEXUS_PRESENCE_UNAVAILABLE', 503, [string]>(
+    'FST_NEXUS_PRESENCE_UNAVAILABLE',
+    'The presence store could not be read: %s',
+    503
+  ),
+  FST_NEXUS_INVALID_PRESENCE: createError<'FST_NEXUS_INVALID_PRESENCE', [string]>(
+    'FST_NEXUS_INVALID_PRESENCE',
+    'The route\'s presence option gave %s'
   )
 }
 

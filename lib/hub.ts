@@ -1,10 +1,12 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Adapter, AdapterHost, EncodedMessage, HistoryPage, Position, PublishTarget } from '../types/index'
+import type { Adapter, AdapterHost, EncodedMessage, HistoryPage, Position, PresenceMember, PublishTarget } from '../types/index'
 import { asEncoded, Encoded } from './codec'
 import { createCounters, type Counters } from './counters'
 import { errors } from './errors'
 import { History, type Admission } from './history/index'
 import type { Policies } from './policies'
+import { Presence } from './presence/index'
+import { MemoryPresence } from './presence/memory'
 import { RoomIndex, type Member } from './rooms'
 
 export type { Member, Admission }
@@ -23,14 +25,19 @@ export class Hub<M extends Member = Member> implements AdapterHost {
   private readonly live: ReadonlySet<M>
   /** the history rooms of `roomPolicies`; null when no room has a policy (the plain path, at no cost) */
   readonly history: History<M> | null
+  /** the presence rooms of `roomPolicies`; null when no room tracks presence (nothing to pay) */
+  readonly presence: Presence<M> | null
   private logger: FastifyBaseLogger | undefined
 
   constructor (adapter: Adapter, live: ReadonlySet<M>, policies: Policies | null = null, counters: Counters = createCounters()) {
     this.adapter = adapter
     this.live = live
-    const history = this.history = policies === null
+    const history = this.history = policies === null || !policies.history
       ? null
       : new History<M>(policies, adapter.history ?? null, this, counters, () => this.log)
+    this.presence = policies === null || !policies.presence
+      ? null
+      : new Presence<M>(policies, adapter.presence ?? new MemoryPresence((room, seq, joined, left) => this.presenceChanged(room, seq, joined, left)), counters, () => this.log)
     this.index = new RoomIndex<M>(history === null
       ? { active: (room) => { adapter.roomActive(room) }, idle: (room) => { adapter.roomIdle(room) } }
       : {
@@ -54,6 +61,7 @@ export class Hub<M extends Member = Member> implements AdapterHost {
   async init (log: FastifyBaseLogger): Promise<void> {
     this.logger = log
     await this.adapter.init(this)
+    this.presence?.start()
   }
 
   // ------------------------------------------------------------ membership
@@ -63,6 +71,10 @@ export class Hub<M extends Member = Member> implements AdapterHost {
   }
 
   delete (room: string): boolean {
+    const presence = this.presence
+    if (presence !== null && presence.policyOf(room) !== null) {
+      for (const member of this.index.membersOf(room)) presence.left(room, member)
+    }
     return this.index.delete(room)
   }
 
@@ -71,6 +83,11 @@ export class Hub<M extends Member = Member> implements AdapterHost {
   }
 
   join (room: string, member: M): void {
+    if (this.presence !== null && !this.index.membersOf(room).has(member) && this.presence.policyOf(room) !== null) {
+      this.index.join(room, member)
+      this.presence.joined(room, member)
+      return
+    }
     this.index.join(room, member)
   }
 
@@ -84,19 +101,25 @@ export class Hub<M extends Member = Member> implements AdapterHost {
     const history = this.history
     const policy = history === null ? null : history.policyOf(room)
     if (policy === null || this.index.membersOf(room).has(member)) {
-      this.index.join(room, member)
+      this.join(room, member)
       tell(null)
       return
     }
-    this.index.join(room, member)
+    this.join(room, member)
     ;(history as History<M>).admit(room, policy, member, presented, tell)
   }
 
   leave (room: string, member: M): void {
+    const presence = this.presence
+    if (presence !== null && this.index.membersOf(room).has(member) && presence.policyOf(room) !== null) presence.left(room, member)
     this.index.leave(room, member)
   }
 
   leaveAll (member: M): void {
+    const presence = this.presence
+    if (presence !== null) {
+      for (const room of this.index.roomsOf(member)) if (presence.policyOf(room) !== null) presence.left(room, member)
+    }
     this.index.leaveAll(member)
   }
 
@@ -206,6 +229,15 @@ export class Hub<M extends Member = Member> implements AdapterHost {
 
   resync (room: string): void {
     this.history?.resync(room)
+    this.presence?.resync(room)
+  }
+
+  presenceChanged (room: string, seq: number, joined: readonly PresenceMember[], left: readonly string[]): void {
+    this.presence?.changed(room, seq, joined, left)
+  }
+
+  presenceLost (): void {
+    this.presence?.lost()
   }
 
   /** Writes a message to a room's local members but `skip`; returns how many were written. */

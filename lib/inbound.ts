@@ -97,8 +97,10 @@ export abstract class Inbound extends Outbound {
   protected abstract answer (id: number, message: unknown): Promise<void>
 
   /** A `nexus.v1` subscribe or unsubscribe. */
-  protected abstract subscribe (id: number, room: unknown, params: unknown): Promise<void> | undefined
+  protected abstract subscribe (id: number, room: unknown, params: unknown, presence: boolean): Promise<void> | undefined
   protected abstract unsubscribe (id: number, room: unknown): void
+  /** A `nexus.v1` client asks a presence room's members again (it saw a gap in their versions). */
+  protected abstract presenceAgain (room: unknown): void
   /** A `nexus.v1` client's positions in history rooms, for the rooms it is joined to again. */
   protected abstract present (positions: Map<string, Position>): void
 
@@ -161,7 +163,7 @@ export abstract class Inbound extends Outbound {
       return
     }
     // A request, subscribe or unsubscribe is answered, so that the client does not wait for it.
-    const id = frame.kind === 'm' || frame.kind === 'r' ? undefined : frame.id
+    const id = frame.kind === 'm' || frame.kind === 'r' || frame.kind === 'p' ? undefined : frame.id
     this.writeText(protocolError(ErrorFrameCode.RATE_LIMITED, this.route.rateLimitedMessage, id === undefined ? undefined : { i: id }))
   }
 
@@ -191,7 +193,10 @@ export abstract class Inbound extends Outbound {
     switch (frame.kind) {
       case 'm': return this.handle(frame.payload, isBinary, undefined)
       case 'q': return this.handle(frame.payload, isBinary, frame.id)
-      case 's': return this.subscribe(frame.id, frame.room, frame.params)
+      case 's': return this.subscribe(frame.id, frame.room, frame.params, frame.presence)
+      case 'p':
+        this.presenceAgain(frame.room)
+        return undefined
       case 'r':
         // Positions presented later than first: used for the rooms joined from now on.
         this.present(frame.positions)

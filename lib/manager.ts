@@ -5,6 +5,8 @@ import type {
   HistoryPage,
   HistoryQuery,
   Position,
+  PresenceCount,
+  PresenceMember,
   RoomManager,
   WebSocketContext,
   WebSocketManager,
@@ -16,6 +18,7 @@ import { encode, type Encoded } from './codec'
 import { Connection } from './connection'
 import { describe, errors } from './errors'
 import type { Hub } from './hub'
+import type { Presence } from './presence/index'
 import { sendPlain } from './outbound'
 import type { Runtime } from './runtime'
 
@@ -208,6 +211,22 @@ export class Manager implements WebSocketManager {
       throw new errors.FST_NEXUS_INVALID_OPTION('limit', 'a positive integer', describe(limit))
     }
     return await this.hub.read(room, since ?? null, limit ?? null)
+  }
+
+  async presence (room: string): Promise<PresenceMember[]> {
+    assertRoom(room)
+    return await this.presenceOf(room).members(room)
+  }
+
+  async presenceCount (room: string): Promise<PresenceCount> {
+    assertRoom(room)
+    return await this.presenceOf(room).count(room)
+  }
+
+  private presenceOf (room: string): Presence<Connection> {
+    const presence = this.hub.presence
+    if (presence === null) throw new errors.FST_NEXUS_NO_PRESENCE(JSON.stringify(room))
+    return presence
   }
 
   send (socket: WebSocket, data: unknown): boolean {

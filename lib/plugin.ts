@@ -125,6 +125,8 @@ async function firstRegistration (fastify: FastifyInstance, given: NexusRealtime
     server.removeListener('upgrade', endAnsweredUpgrade)
     registrations.delete(server)
     runtime.hub.history?.close()
+    // The sockets are closed: their leaves are written before the adapter goes.
+    await runtime.hub.presence?.close()
     await options.adapter.close()
   })
   return registration

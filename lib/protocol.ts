@@ -1,5 +1,5 @@
 import sjson from 'secure-json-parse'
-import type { Position } from '../types/index'
+import type { Position, PresenceMember } from '../types/index'
 import type { JsonSafety } from './codec'
 import { MAX_ROOM_NAME_LENGTH } from './constants'
 
@@ -22,7 +22,8 @@ const LF = 0x0a
 export type ClientFrame =
   | { readonly kind: 'm', readonly payload: Buffer }
   | { readonly kind: 'q', readonly id: number, readonly payload: Buffer }
-  | { readonly kind: 's', readonly id: number, readonly room: unknown, readonly params: unknown }
+  | { readonly kind: 's', readonly id: number, readonly room: unknown, readonly params: unknown, readonly presence: boolean }
+  | { readonly kind: 'p', readonly room: unknown }
   | { readonly kind: 'u', readonly id: number, readonly room: unknown }
   | { readonly kind: 'r', readonly positions: Map<string, Position> }
 
@@ -56,14 +57,15 @@ export function decodeClientFrame (data: Buffer, safety: JsonSafety): ClientFram
     return new FrameError('the header is not valid JSON')
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) return new FrameError('the header is not a JSON object')
-  const fields = header as { i?: unknown, r?: unknown, p?: unknown }
+  const fields = header as { i?: unknown, r?: unknown, p?: unknown, w?: unknown }
   if (kind === 'm') return { kind, payload }
   if (kind === 'r') return { kind, positions: positionsOf(fields.p) }
+  if (kind === 'p') return { kind, room: fields.r }
   const id = fields.i
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) return new FrameError(`a "${kind}" frame needs a positive integer "i"`)
   switch (kind) {
     case 'q': return { kind, id, payload }
-    case 's': return { kind, id, room: fields.r, params: fields.p }
+    case 's': return { kind, id, room: fields.r, params: fields.p, presence: fields.w === 1 || fields.w === true }
     case 'u': return { kind, id, room: fields.r }
     default: return new FrameError(`unknown frame kind "${kind}"`, id)
   }
@@ -148,4 +150,21 @@ export function statusFrame (kind: 's' | 'j', room: string, id: number | undefin
     }
   }
   return encodeFrame(kind, header)
+}
+
+/** A presence room's members (`p` with `m`): what a watcher's list is from version `v` on. */
+export function presenceListFrame (room: string, version: number, members: Iterable<PresenceMember>): Buffer {
+  const m: unknown[] = []
+  for (const member of members) m.push([member.key, member.connections, member.meta])
+  return encodeFrame('p', { r: room, v: version, m })
+}
+
+/** A presence room's counts only (`p` with `n` and `c`): the room has more members than its list limit. */
+export function presenceCountFrame (room: string, version: number, members: number, connections: number): Buffer {
+  return encodeFrame('p', { r: room, v: version, n: members, c: connections })
+}
+
+/** What changed in a presence room since version `v - 1` (`d`): members added or changed, keys gone. */
+export function presenceChangesFrame (room: string, version: number, updated: readonly PresenceMember[], gone: readonly string[]): Buffer {
+  return encodeFrame('d', { r: room, v: version, u: updated.map((member) => [member.key, member.connections, member.meta]), l: gone })
 }

@@ -1,8 +1,9 @@
 import type { Encoded } from './codec'
+import type { PresenceHolder } from './presence/index'
 import type { Status } from './protocol'
 
 /** A local connection as the rooms see it. */
-export interface Member {
+export interface Member extends PresenceHolder {
   readonly id: string
   /** Writes an encoded message of `room` (null: of no room) to this socket; `false` when it is not OPEN (or became a slow consumer). */
   deliver (message: Encoded, room: string | null): boolean

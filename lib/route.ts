@@ -32,7 +32,7 @@ const PARSE_MODES = new Set(['json', 'text', 'binary'])
 
 /** The plugin's own fields of a route config. */
 const NEXUS_FIELDS = new Set<string>([
-  ...HANDLERS, 'rooms', 'parse', 'schema', 'heartbeat', 'maxBufferedBytes', 'maxInboundBytes', 'rateLimit', 'authTimeout'
+  ...HANDLERS, 'rooms', 'parse', 'schema', 'heartbeat', 'maxBufferedBytes', 'maxInboundBytes', 'rateLimit', 'authTimeout', 'presence'
 ])
 /** Fastify's route hooks that run before the upgrade (or on a refused handshake): function or array of functions. */
 const FASTIFY_HOOKS = ['onRequest', 'preParsing', 'preValidation', 'preHandler', 'onResponse', 'onTimeout', 'onRequestAbort'] as const
@@ -88,12 +88,25 @@ function validateRoute (path: unknown, config: unknown): asserts config is WebSo
   if (route.rooms !== undefined && typeof route.rooms !== 'boolean' && (typeof route.rooms !== 'object' || route.rooms === null || Array.isArray(route.rooms))) {
     throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'rooms', 'a boolean or { authorize, maxRooms, timeout }', describe(route.rooms))
   }
+  validatePresence(path, route.presence)
   const parse = route.parse === undefined ? 'json' : route.parse
   if (typeof parse !== 'function' && !PARSE_MODES.has(parse)) {
     throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'parse', "'json', 'text', 'binary' or a function", describe(parse))
   }
   if (route.schema !== undefined && (typeof route.schema !== 'object' || route.schema === null || Array.isArray(route.schema))) {
     throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'schema', 'an object of schemas', describe(route.schema))
+  }
+}
+
+/** `presence: { key, meta }`: an object of (at most) these two functions. */
+function validatePresence (path: string, presence: unknown): void {
+  if (presence === undefined) return
+  if (typeof presence !== 'object' || presence === null || Array.isArray(presence)) {
+    throw new errors.FST_NEXUS_INVALID_ROUTE(path, 'presence', '{ key, meta } (functions of ctx)', describe(presence))
+  }
+  for (const [name, value] of Object.entries(presence)) {
+    if (name !== 'key' && name !== 'meta') throw new errors.FST_NEXUS_INVALID_ROUTE(path, `presence.${name}`, 'left out: presence takes key and meta', describe(value))
+    if (value !== undefined && typeof value !== 'function') throw new errors.FST_NEXUS_INVALID_ROUTE(path, `presence.${name}`, 'a function of ctx', describe(value))
   }
 }
 

@@ -15,6 +15,7 @@ const INVALID_ROOM: Refusal = { code: ErrorFrameCode.INVALID_ROOM, message: `A r
 const LIMIT: Refusal = { code: ErrorFrameCode.LIMIT, message: 'This connection holds as many rooms as it may', temporary: false }
 const TIMEOUT: Refusal = { code: ErrorFrameCode.TIMEOUT, message: 'The subscription was not authorized in time', temporary: true }
 const INTERNAL: Refusal = { code: ErrorFrameCode.INTERNAL, message: 'Internal error', temporary: true }
+const NO_PRESENCE: Refusal = { code: ErrorFrameCode.NOT_ENABLED, message: 'This room does not track presence', temporary: false }
 const FORBIDDEN_MESSAGE = 'Not allowed to subscribe to this room'
 
 /** Settles an authorize that takes too long: a value no authorize returns. */
@@ -41,6 +42,10 @@ export abstract class Session extends Inbound {
    */
   protected abstract enter (room: string, presented: Position | undefined, tell: (status: Status | null) => void): void
   protected abstract leave (room: string): void
+  /** Whether a room tracks presence (its policy says so). */
+  protected abstract tracksPresence (room: string): boolean
+  /** Makes it a watcher of a presence room: the room's members, then every change. */
+  protected abstract watchPresence (room: string): void
 
   protected present (positions: Map<string, Position>): void {
     this.presented = positions.size > 0 ? positions : null
@@ -113,17 +118,19 @@ export abstract class Session extends Inbound {
     return protocolError(ErrorFrameCode.INTERNAL, 'Internal error', { i: id })
   }
 
-  protected subscribe (id: number, room: unknown, params: unknown): Promise<void> | undefined {
+  protected subscribe (id: number, room: unknown, params: unknown, presence: boolean): Promise<void> | undefined {
     const rules = this.route.subscribe
     if (rules === null) return this.refuse(id, isRoomName(room) ? room : undefined, NOT_ENABLED)
     if (!isRoomName(room)) return this.refuse(id, undefined, INVALID_ROOM)
     const subscriptions = this.subscriptions ??= new Set()
     if (subscriptions.has(room)) {
+      if (presence && !this.tracksPresence(room)) return this.refuse(id, room, NO_PRESENCE)
       this.writeText(statusFrame('s', room, id, null))
+      if (presence) this.watchPresence(room)
       return undefined
     }
     if (subscriptions.size >= rules.maxRooms) return this.refuse(id, room, LIMIT)
-    return this.authorize(id, room, params)
+    return this.authorize(id, room, params, presence)
   }
 
   protected unsubscribe (id: number, room: unknown): void {
@@ -136,7 +143,7 @@ export abstract class Session extends Inbound {
     this.writeText(encodeFrame('u', { i: id, r: room }))
   }
 
-  private async authorize (id: number, room: string, params: unknown): Promise<void> {
+  private async authorize (id: number, room: string, params: unknown, presence: boolean): Promise<void> {
     const { authorize, timeout } = this.route.subscribe as NonNullable<RouteState['subscribe']>
     let verdict: unknown
     let timer: NodeJS.Timeout | undefined
@@ -154,9 +161,17 @@ export abstract class Session extends Inbound {
     // A client that left meanwhile subscribes to nothing.
     if (this.isClosed()) return
     if (verdict === true || (typeof verdict === 'object' && verdict !== null && (verdict as { allow?: unknown }).allow === true)) {
+      // Asked for presence where there is none: refused after authorize, so
+      // that only a client allowed in the room learns what the room keeps.
+      if (presence && !this.tracksPresence(room)) {
+        this.refuse(id, room, NO_PRESENCE)
+        return
+      }
       ;(this.subscriptions ??= new Set()).add(room)
       this.enter(room, this.positionFor(room), (status) => {
         this.writeText(statusFrame('s', room, id, status))
+        // The members come after the answer: the client knows the room by then.
+        if (presence) this.watchPresence(room)
       })
       return
     }

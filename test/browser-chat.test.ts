@@ -48,6 +48,15 @@ t.test('chat page: two browser tabs in one room exchange messages', { skip: brow
   const alice = await join(browser, example.url, 'alice', 'dev', errors)
   const bob = await join(browser, example.url, 'bob', 'dev', errors)
   await alice.locator('#messages li', { hasText: 'bob joined the chat' }).waitFor()
+  // Who is in the room (presence): both, on both pages.
+  await alice.locator('#who', { hasText: 'In dev: alice, bob' }).waitFor()
+  await bob.locator('#who', { hasText: 'In dev: alice, bob' }).waitFor()
+  // A second tab of bob is the same member, with two connections.
+  const bobAgain = await join(browser, example.url, 'bob', 'dev', errors)
+  await alice.locator('#who', { hasText: 'In dev: alice, bob (2 tabs)' }).waitFor()
+  await bobAgain.close()
+  await alice.locator('#who', { hasText: /^In dev: alice, bob$/ }).waitFor()
+  t.pass('the pages list who is in the room, one entry per user')
 
   await say(alice, 'Hi Bob, this is the dev room')
   await bob.locator('#messages li', { hasText: 'alice: Hi Bob, this is the dev room' }).waitFor()
@@ -79,7 +88,8 @@ t.test('chat page: two browser tabs in one room exchange messages', { skip: brow
 
   await bob.close()
   await alice.locator('#messages li', { hasText: 'bob left the chat' }).waitFor()
-  t.pass('closing a tab is announced')
+  await alice.locator('#who', { hasText: /^In dev: alice$/ }).waitFor()
+  t.pass('closing a tab is announced, and the list follows')
   t.same(errors, [], 'no errors in the pages')
 })
 

@@ -113,7 +113,7 @@ const sub: Subscription<ChatIn> = client.subscribe('chat:42', { params: { invite
 sub.on('message', (data, { offset }) => sink(data.type, offset))
 sub.on('subscribed', ({ recovered, missed }) => sink(recovered, missed))
 sub.on('error', ({ code, message, temporary }) => sink(code, message, temporary === true))
-sub.on('presence', (members) => sink(members.map((m) => [m.key, m.meta, m.connections])))
+sub.on('presence', (members, { members: n, connections }) => sink(members?.map((m) => [m.key, m.meta, m.connections]), n, connections))
 sub.on('unsubscribed', () => sink(sub.room, sub.state))
 const other = client.subscribe<number>('counter')
 other.on('message', (n) => sink(n.toFixed()))

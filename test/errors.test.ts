@@ -57,7 +57,8 @@ const STATUS_CODES: Record<string, number> = {
   FST_NEXUS_AUTH_TIMEOUT: 503,
   FST_NEXUS_NOT_WEBSOCKET: 404,
   FST_NEXUS_SHUTTING_DOWN: 503,
-  FST_NEXUS_HISTORY_UNAVAILABLE: 503
+  FST_NEXUS_HISTORY_UNAVAILABLE: 503,
+  FST_NEXUS_PRESENCE_UNAVAILABLE: 503
 }
 
 t.test('the package exports the table of lib/errors.ts', async (t) => {

@@ -76,6 +76,12 @@ class Recorder implements Member {
   historyLost (_room: string, status: Admission): void {
     this.lost.push(status)
   }
+
+  presenceIdentity (): null {
+    return null
+  }
+
+  presenceFrame (): void {}
 }
 
 const logged: string[] = []

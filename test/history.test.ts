@@ -74,7 +74,7 @@ t.test('roomPolicies is checked at register', async (t) => {
     [{ '**': { history: { size: 1, ttl: 1 } } }, /roomPolicies/],
     [{ 'a*b': { history: { size: 1, ttl: 1 } } }, /roomPolicies/],
     [{ a: null }, /roomPolicies\["a"\]/],
-    [{ a: {} }, /roomPolicies\["a"\]\.history/],
+    [{ a: { history: 'all' } }, /roomPolicies\["a"\]\.history/],
     [{ a: { history: { size: 1, ttl: 1 }, presence: 1 } }, /roomPolicies\["a"\]\.presence/],
     [{ a: { history: { size: 0, ttl: 1 } } }, /history\.size/],
     [{ a: { history: { size: 100_001, ttl: 1 } } }, /history\.size/],

@@ -578,7 +578,10 @@ t.test('stats() counts connections, rooms, messages, broadcasts, invalid message
     resumeRecovered: 0,
     resumeFailed: 0,
     historyReplayed: 0,
-    historyGapsFilled: 0
+    historyGapsFilled: 0,
+    presenceUpdates: 0,
+    presenceFailures: 0,
+    presenceFrames: 0
   }
   t.same(manager.stats(), zero, 'all zero at first')
 

@@ -58,6 +58,9 @@ class RecordingHost implements AdapterHost {
     if (this.failResync) throw new Error('resync exploded')
   }
 
+  presenceChanged (): void {}
+  presenceLost (): void {}
+
   /** How many times `room` was resynced. */
   resyncsOf (room: string): number {
     return this.resynced.filter((name) => name === room).length

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { type Decoded, type ReceivedMessage, type WireMessage, decode, encode, historyFrameStart, ownEcho } from '../lib/adapters/redis/wire'
+import { type Decoded, type ReceivedMessage, type WireMessage, decode, encode, historyFrameStart, ownEcho, presenceFrameHead } from '../lib/adapters/redis/wire'
 
 // The wire format of the Redis adapter, on Buffers: no Redis here.
 
@@ -70,6 +70,30 @@ t.test('ownEcho tells an instance its own frames, before any decoding; never a h
   const history = encode(UID, { kind: 'history', room: 'r', offset: 1, epoch: 'e', binary: false, exceptIds: null, data: Buffer.from('"x"') })
   t.equal(ownEcho(history, UID), false, 'its own history message is delivered when it comes back')
   t.equal(ownEcho(frame(4, '{not json'), UID), false)
+  const presence = encode(UID, { kind: 'presence', room: 'r', seq: 1, joined: [], left: ['k'] })
+  t.equal(ownEcho(presence, UID), false, 'nor a presence frame: every instance applies it, its writer too')
+  t.equal(ownEcho(frame(5, '{not json'), UID), false)
+})
+
+t.test('a presence frame: the room, its seq, the members joined or changed and the keys gone; no body', async (t) => {
+  const joined = [
+    { key: 'ann', meta: { name: 'Ann', tags: ['a', { b: null }], n: 1.5 }, connections: 2 },
+    { key: 'k "q" \\ \n ü 🎉', meta: null, connections: 1 },
+    { key: '', meta: 'text', connections: 9007199254740991 }
+  ]
+  const message = { kind: 'presence', room: 'chat:{1} ünï "x"', seq: 42, joined, left: ['bob', 'cy'] } as const
+  const bytes = encode(UID, message)
+  const header = '{"r":"chat:{1} ünï \\"x\\"","s":42,"u":[["ann",2,{"name":"Ann","tags":["a",{"b":null}],"n":1.5}],' +
+    '["k \\"q\\" \\\\ \\n ü 🎉",1,null],["",9007199254740991,"text"]],"l":["bob","cy"]}'
+  t.same(bytes, frame(5, header), 'the documented layout, byte for byte (the length counts bytes)')
+  t.same(decoded(bytes), message)
+  t.same(presenceFrameHead(UID), frame(5, '').subarray(0, 18), 'version, kind 5 and the uid: the script adds the header length and the header')
+
+  const empty = { kind: 'presence', room: 'r', seq: 9007199254740991, joined: [], left: [] } as const
+  t.same(encode(UID, empty), frame(5, '{"r":"r","s":9007199254740991,"u":[],"l":[]}'))
+  t.same(decoded(encode(UID, empty)), empty, 'a change of nothing is well-formed')
+  t.same(decoded(frame(5, '{"l":[],"u":[["k",1,{"deep":[1,2,{"x":"y"}]}]],"s":1,"r":"r","extra":true}')),
+    { kind: 'presence', room: 'r', seq: 1, joined: [{ key: 'k', meta: { deep: [1, 2, { x: 'y' }] }, connections: 1 }], left: [] }, 'any order of the fields; others are ignored')
 })
 
 t.test('a history frame: the room, its position, who is skipped, and the message bytes as they are', async (t) => {
@@ -175,6 +199,35 @@ t.test('every malformed frame is rejected with its reason', async (t) => {
     ['a history frame whose header is an array', frame(4, '[0,["r"],1,"E"]'), 'bad history header'],
     ['a history frame whose header is not JSON', frame(4, '{"b":0,"r":["r"],"o":1,"e":"E"'), 'header is not JSON'],
     ['a history frame whose header is truncated', frame(4, '{"b":0,"r":["r"],"o":1,"e":"E"}', Buffer.alloc(0), { length: 40 }), 'truncated'],
+    ['a presence frame without a room', frame(5, '{"s":1,"u":[],"l":[]}'), 'bad presence header'],
+    ['a presence frame with an empty room name', frame(5, '{"r":"","s":1,"u":[],"l":[]}'), 'bad presence header'],
+    ['a presence frame with a room over the limit', frame(5, `{"r":"${long}","s":1,"u":[],"l":[]}`), 'bad presence header'],
+    ['a presence frame with its room as a list', frame(5, '{"r":["r"],"s":1,"u":[],"l":[]}'), 'bad presence header'],
+    ['a presence frame without a seq', frame(5, '{"r":"r","u":[],"l":[]}'), 'bad presence header'],
+    ['a presence frame at seq 0', frame(5, '{"r":"r","s":0,"u":[],"l":[]}'), 'bad presence header'],
+    ['a presence frame at a negative seq', frame(5, '{"r":"r","s":-1,"u":[],"l":[]}'), 'bad presence header'],
+    ['a presence frame at a fractional seq', frame(5, '{"r":"r","s":1.5,"u":[],"l":[]}'), 'bad presence header'],
+    ['a presence frame at a seq beyond 2^53', frame(5, '{"r":"r","s":9007199254740993,"u":[],"l":[]}'), 'bad presence header'],
+    ['a presence frame with the seq as a string', frame(5, '{"r":"r","s":"1","u":[],"l":[]}'), 'bad presence header'],
+    ['a presence frame without joined members', frame(5, '{"r":"r","s":1,"l":[]}'), 'bad presence header'],
+    ['a presence frame with joined members as an object', frame(5, '{"r":"r","s":1,"u":{"k":1},"l":[]}'), 'bad presence header'],
+    ['a presence frame with a member as an object', frame(5, '{"r":"r","s":1,"u":[{"key":"k","connections":1,"meta":null}],"l":[]}'), 'bad presence header'],
+    ['a presence frame with a member of two fields', frame(5, '{"r":"r","s":1,"u":[["k",1]],"l":[]}'), 'bad presence header'],
+    ['a presence frame with a member of four fields', frame(5, '{"r":"r","s":1,"u":[["k",1,null,0]],"l":[]}'), 'bad presence header'],
+    ['a presence frame with a number as a key', frame(5, '{"r":"r","s":1,"u":[[1,1,null]],"l":[]}'), 'bad presence header'],
+    ['a presence frame with a member of no connections', frame(5, '{"r":"r","s":1,"u":[["k",0,null]],"l":[]}'), 'bad presence header'],
+    ['a presence frame with negative connections', frame(5, '{"r":"r","s":1,"u":[["k",-1,null]],"l":[]}'), 'bad presence header'],
+    ['a presence frame with fractional connections', frame(5, '{"r":"r","s":1,"u":[["k",1.5,null]],"l":[]}'), 'bad presence header'],
+    ['a presence frame with connections as a string', frame(5, '{"r":"r","s":1,"u":[["k","1",null]],"l":[]}'), 'bad presence header'],
+    ['a presence frame with a good member and a bad one', frame(5, '{"r":"r","s":1,"u":[["k",1,null],["j"]],"l":[]}'), 'bad presence header'],
+    ['a presence frame without left keys', frame(5, '{"r":"r","s":1,"u":[]}'), 'bad presence header'],
+    ['a presence frame with left keys as a string', frame(5, '{"r":"r","s":1,"u":[],"l":"k"}'), 'bad presence header'],
+    ['a presence frame with a left key that is not a string', frame(5, '{"r":"r","s":1,"u":[],"l":["k",1]}'), 'bad presence header'],
+    ['a presence frame with left keys null', frame(5, '{"r":"r","s":1,"u":[],"l":null}'), 'bad presence header'],
+    ['a presence frame whose header is an array', frame(5, '["r",1,[],[]]'), 'bad presence header'],
+    ['a presence frame whose header is not JSON', frame(5, '{"r":"r","s":1,"u":[],"l":[]'), 'header is not JSON'],
+    ['a presence frame whose header is truncated', frame(5, '{"r":"r","s":1,"u":[],"l":[]}', Buffer.alloc(0), { length: 40 }), 'truncated'],
+    ['a presence frame with a body', frame(5, '{"r":"r","s":1,"u":[],"l":[]}', Buffer.from('x')), 'presence frame with a body'],
     ['kind 0', frame(0, '{}'), 'unknown kind 0'],
     ['kind 9', frame(9, '{"b":0,"r":null}'), 'unknown kind 9']
   ]
@@ -187,7 +240,8 @@ t.test('decode never throws, whatever the bytes', async (t) => {
     encode(UID, { kind: 'broadcast', binary: true, rooms: ['a'], exceptIds: new Set(['x']), data: Buffer.from('body') }),
     encode(UID, { kind: 'query', id: 7, query: 'size', room: 'a' }),
     encode(UID, { kind: 'answer', id: 7, value: ['a'] }),
-    encode(UID, { kind: 'history', room: 'a', offset: 3, epoch: 'E', binary: true, exceptIds: new Set(['x']), data: Buffer.from('body') })
+    encode(UID, { kind: 'history', room: 'a', offset: 3, epoch: 'E', binary: true, exceptIds: new Set(['x']), data: Buffer.from('body') }),
+    encode(UID, { kind: 'presence', room: 'a', seq: 3, joined: [{ key: 'k', meta: { n: 1 }, connections: 2 }], left: ['j'] })
   ]
   let decodedCount = 0
   for (const whole of frames) {

@@ -154,6 +154,46 @@ declare namespace nexusRealtime {
   export interface RoomPolicy {
     /** Keep the last messages of the room, so that clients resume after a reconnect. */
     history?: HistoryPolicy
+    /**
+     * Track who is in the room, by the route's `presence.key` (one member per
+     * key, however many connections it has): `manager.presence(room)`, and
+     * clients that subscribe with `presence: true`. `true` is `{}`.
+     */
+    presence?: boolean | PresencePolicy
+  }
+
+  export interface PresencePolicy {
+    /**
+     * A room with more members than this sends presence subscribers counts
+     * (`{ members, connections }`) instead of member changes; from 1 to 100000.
+     * @default 1000
+     */
+    listLimit?: number
+  }
+
+  /** A member of a presence room: one key, with the meta of one of its connections and how many it has. */
+  export interface PresenceMember {
+    key: string
+    meta: unknown
+    connections: number
+  }
+
+  /** How many members (keys) and connections a presence room has, across instances. */
+  export interface PresenceCount {
+    members: number
+    connections: number
+  }
+
+  /** The route option `presence`: who a connection is in presence rooms. */
+  export interface PresenceOptions<G extends WebSocketRouteGeneric = WebSocketRouteGeneric> {
+    /**
+     * The member a connection counts as (a user id, say): connections with the
+     * same key are one member. A string (a number is turned into one).
+     * @default (ctx) => ctx.id
+     */
+    key?: (ctx: WebSocketContext<G>) => string | number
+    /** What the member's listing carries (JSON, at most 4 KiB), e.g. `{ name }`. @default null */
+    meta?: (ctx: WebSocketContext<G>) => unknown
   }
 
   export interface HistoryPolicy {
@@ -328,6 +368,12 @@ declare namespace nexusRealtime {
     maxInboundBytes?: number
     /** This route's rate limit, or `false` for none. @default the plugin's `rateLimit` */
     rateLimit?: RateLimitOptions | false
+    /**
+     * Who this route's connections are in rooms with a `presence` policy:
+     * `key` and `meta`, each computed once per connection.
+     * @default { key: (ctx) => ctx.id, meta: () => null }
+     */
+    presence?: PresenceOptions<G>
     /** Milliseconds this route's `auth` may take (503 after). @default the plugin's `authTimeout` */
     authTimeout?: number
   }
@@ -446,6 +492,12 @@ declare namespace nexusRealtime {
     historyReplayed: number
     /** gaps in a history room's offsets that this instance filled from the store (a lost pub/sub message, a reconnect) */
     historyGapsFilled: number
+    /** writes of this instance's presence changes to the store (one per room per coalescing window) */
+    presenceUpdates: number
+    /** presence writes that failed (each room is written again, whole, once the store answers) */
+    presenceFailures: number
+    /** presence frames (snapshots, changes, counts) written to subscribers */
+    presenceFrames: number
     /** counters of the adapter, from its `stats()` (the Redis adapter's are `redis…`, see `RedisAdapterStats`) */
     [adapterCounter: string]: number
   }
@@ -481,6 +533,15 @@ declare namespace nexusRealtime {
     publish<T extends OutgoingData = OutgoingData>(room: string, data: T, options?: BroadcastOptions): Promise<Position>
     /** The messages a history room keeps, oldest first. */
     history(room: string, options?: HistoryQuery): Promise<HistoryPage>
+    /**
+     * The members of a presence room across all instances, with their meta
+     * and connection counts. Rejects with `FST_NEXUS_NO_PRESENCE` for a room
+     * without a presence policy, `FST_NEXUS_PRESENCE_UNAVAILABLE` when the
+     * store cannot be read.
+     */
+    presence(room: string): Promise<PresenceMember[]>
+    /** How many members and connections a presence room has across all instances, in O(1). */
+    presenceCount(room: string): Promise<PresenceCount>
     /** Sends `data` to every connection of every `app.ws` route. A type argument checks `data`. */
     broadcastAll<T extends OutgoingData = OutgoingData>(data: T, options?: BroadcastOptions): number
     /** Sends `data` to one socket with the broadcast encoding; `false` when it is not OPEN. A type argument checks `data`. */
@@ -553,6 +614,20 @@ declare namespace nexusRealtime {
      * and fills the difference (or tells clients that the epoch changed).
      */
     resync(room: string): void
+    /**
+     * A presence room's members changed (`AdapterPresence.update` of any
+     * instance, this one's too): `joined` holds the members added or changed
+     * (their totals across instances), `left` the keys gone. `seq` numbers
+     * the room's changes from 1 without gaps: the host reads the room again
+     * when one is missing.
+     */
+    presenceChanged(room: string, seq: number, joined: readonly PresenceMember[], left: readonly string[]): void
+    /**
+     * This instance's presence entries may be gone from the store (it was
+     * taken for dead and reaped, the store restarted empty): the host writes
+     * them all again (`update` with `replace`).
+     */
+    presenceLost(): void
   }
 
   /** A message of a history room as a store keeps it. */
@@ -588,6 +663,46 @@ declare namespace nexusRealtime {
     read(room: string, after: number, limit: number): Promise<HistoryRead>
   }
 
+  /** One key of this instance's part of a presence room, as `AdapterPresence.update` writes it. */
+  export interface PresenceChange {
+    readonly key: string
+    /** its connections on this instance now; 0: it has none here any more */
+    readonly connections: number
+    /** its meta as JSON text */
+    readonly meta: string
+  }
+
+  /** A presence room as a store has it: its members and the `seq` of the last change applied. */
+  export interface PresenceSnapshot {
+    readonly seq: number
+    readonly members: readonly PresenceMember[]
+  }
+
+  /**
+   * The presence store of an adapter whose instances share rooms (the Redis
+   * adapter's). Each instance writes its own part of each room (its keys and
+   * their connection counts); the store sums them, and tells every instance
+   * hosting the room what changed through `host.presenceChanged`. An adapter
+   * without one gets the plugin's in-memory store, right for one instance.
+   */
+  export interface AdapterPresence {
+    /** Called once at register when a room has a presence policy: liveness (and the removal of dead instances' members) starts. */
+    start(): void
+    /**
+     * Writes this instance's changes in a room, then tells every instance
+     * hosting it (this one included) what changed in the room's members, in
+     * one atomic step. `replace`: `changes` are all of this instance's keys in
+     * the room, any other it had there is removed.
+     */
+    update(room: string, changes: readonly PresenceChange[], replace: boolean): Promise<void>
+    /** The room's members across instances. */
+    read(room: string): Promise<PresenceSnapshot>
+    /** The room's member and connection counts, in O(1). */
+    count(room: string): Promise<PresenceCount>
+    /** Called at `app.close()` after the last update: liveness stops and what is left of this instance is removed. */
+    stop(): Promise<void>
+  }
+
   /**
    * A transport between instances. The plugin keeps room membership and
    * delivers every broadcast to this instance's sockets itself; an adapter is
@@ -621,6 +736,8 @@ declare namespace nexusRealtime {
     stats?(): Record<string, number>
     /** Optional: a history store shared by the instances; without it, history rooms are kept in this process's memory. */
     readonly history?: AdapterHistory
+    /** Optional: a presence store shared by the instances; without it, presence is kept in this process's memory. */
+    readonly presence?: AdapterPresence
   }
 
   /** `FetchOptions` as the manager hands them to an adapter: the timeout is always there. */
@@ -696,7 +813,7 @@ declare namespace nexusRealtime {
     redisPublished: number
     /** broadcasts that could not be published (Redis unreachable or PUBLISH failed): they reached this instance only */
     redisPublishErrors: number
-    /** broadcasts received from other instances, and messages of history rooms (this instance's own too) */
+    /** broadcasts received from other instances, and messages of history rooms and presence changes (this instance's own too) */
     redisReceived: number
     /** frames written to this instance's sockets for broadcasts of other instances */
     redisDelivered: number
@@ -704,6 +821,8 @@ declare namespace nexusRealtime {
     redisInvalidMessages: number
     /** cluster-wide queries that answered without every instance, at their timeout */
     redisQueryTimeouts: number
+    /** dead instances whose presence members this instance removed (and announced as leaves) */
+    redisPresenceReaped: number
   }
 
   /**
@@ -727,6 +846,8 @@ declare namespace nexusRealtime {
     close (): Promise<void>
     /** history rooms in Redis Streams, one stream per room */
     readonly history: AdapterHistory
+    /** presence rooms in Redis hashes, with a heartbeat per instance */
+    readonly presence: AdapterPresence
   }
 
   /**
@@ -796,6 +917,12 @@ declare namespace nexusRealtime {
     FST_NEXUS_HISTORY_UNAVAILABLE: FastifyErrorConstructor<{ code: 'FST_NEXUS_HISTORY_UNAVAILABLE', statusCode: 503 }, [string]>
     /** `publish` or `history` on a room without a history policy */
     FST_NEXUS_NO_HISTORY: FastifyErrorConstructor<{ code: 'FST_NEXUS_NO_HISTORY' }, [string]>
+    /** `presence`/`presenceCount` for a room without a presence policy. */
+    FST_NEXUS_NO_PRESENCE: FastifyErrorConstructor<{ code: 'FST_NEXUS_NO_PRESENCE' }, [string]>
+    /** `presence`/`presenceCount` when the presence store cannot be read (Redis unreachable). */
+    FST_NEXUS_PRESENCE_UNAVAILABLE: FastifyErrorConstructor<{ code: 'FST_NEXUS_PRESENCE_UNAVAILABLE', statusCode: 503 }, [string]>
+    /** A route's `presence.key` or `presence.meta` threw or gave an unusable value (reported to `onError`; the connection is closed with 1011). */
+    FST_NEXUS_INVALID_PRESENCE: FastifyErrorConstructor<{ code: 'FST_NEXUS_INVALID_PRESENCE' }, [string]>
   }
 
   export type NexusErrorCode = keyof typeof errors

@@ -49,7 +49,13 @@ import nexusRealtime, {
   type HistoryPolicy,
   type HistoryRead,
   type Position,
-  type RoomPolicy
+  type RoomPolicy,
+  type AdapterPresence,
+  type PresenceChange,
+  type PresenceCount,
+  type PresenceMember,
+  type PresenceOptions,
+  type PresenceSnapshot
 } from '..'
 import nexusRealtimeCjs = require('..')
 import { Redis } from 'ioredis'
@@ -223,6 +229,16 @@ app.ws<{ user: User }>('/ws/rooms', {
   }
 })
 app.ws('/ws/rooms-sync', { rooms: { authorize: () => true } })
+app.ws<{ user: User }>('/ws/presence', {
+  presence: {
+    key: (ctx) => {
+      expectType<User>(ctx.user)
+      return ctx.user.id
+    },
+    meta: (ctx) => ({ name: ctx.user.name })
+  }
+})
+expectError(app.ws('/ws/presence-bad', { presence: { key: 'id' } }))
 expectAssignable<AuthorizeResult>(true)
 expectAssignable<AuthorizeResult>({ allow: false })
 expectNotAssignable<AuthorizeResult>({ code: 'X' })
@@ -423,6 +439,26 @@ expectType<AdapterHistory | undefined>(({} as Adapter).history)
 expectType<Promise<HistoryRead>>(({} as AdapterHistory).read('room', 0, 10))
 expectAssignable<BroadcastOptions>({ except: socket })
 expectAssignable<BroadcastOptions>({ except: [socket, other] })
+
+// Presence rooms.
+expectType<Promise<PresenceMember[]>>(manager.presence('doc:1'))
+expectType<Promise<PresenceCount>>(manager.presenceCount('doc:1'))
+expectError(manager.presence(['doc:1']))
+expectType<string>(({} as PresenceMember).key)
+expectType<unknown>(({} as PresenceMember).meta)
+expectType<number>(({} as PresenceCount).connections)
+expectType<number>(manager.stats().presenceUpdates)
+expectAssignable<NexusRealtimeOptions>({ roomPolicies: { 'doc:*': { presence: true }, lobby: { presence: { listLimit: 200 } }, 'user:*': {} } })
+expectAssignable<NexusRealtimeOptions>({ roomPolicies: { feed: { history: { size: 10, ttl: 1000 }, presence: false } } })
+expectNotAssignable<NexusRealtimeOptions>({ roomPolicies: { 'doc:*': { presence: 'yes' } } })
+expectNotAssignable<NexusRealtimeOptions>({ roomPolicies: { 'doc:*': { presence: { listLimit: '10' } } } })
+expectAssignable<PresenceOptions>({ key: (ctx) => ctx.id })
+expectAssignable<PresenceOptions>({ key: () => 42, meta: () => ({ name: 'Ann' }) })
+expectNotAssignable<PresenceOptions>({ key: () => ({ id: 1 }) })
+expectType<AdapterPresence | undefined>(({} as Adapter).presence)
+expectType<Promise<PresenceSnapshot>>(({} as AdapterPresence).read('room'))
+expectType<Promise<void>>(({} as AdapterPresence).update('room', [{ key: 'k', connections: 1, meta: 'null' }] as PresenceChange[], false))
+expectType<AdapterPresence>(redisAdapter({ url: 'redis://127.0.0.1:6379' }).presence)
 expectAssignable<OutgoingData>(Symbol('anything goes at the type level'))
 
 expectError(manager.createRoom(42))
@@ -471,6 +507,9 @@ expectType<
   | 'FST_NEXUS_SHUTTING_DOWN'
   | 'FST_NEXUS_HISTORY_UNAVAILABLE'
   | 'FST_NEXUS_NO_HISTORY'
+  | 'FST_NEXUS_NO_PRESENCE'
+  | 'FST_NEXUS_PRESENCE_UNAVAILABLE'
+  | 'FST_NEXUS_INVALID_PRESENCE'
 >(null as unknown as NexusErrorCode)
 
 const invalidOption = new errors.FST_NEXUS_INVALID_OPTION('shutdownTimeout', 'a non-negative integer', 'a string')
@@ -507,10 +546,10 @@ expectError(ErrorFrameCode.INVALID_JSON = 'OTHER')
 // ------------------------------------------------------------ adapters
 
 // The Adapter interface names every method the plugin calls, and nothing else
-// (the last five are optional).
+// (the last six are optional).
 expectType<
   | 'init' | 'roomActive' | 'roomIdle' | 'publish' | 'close'
-  | 'fetchRooms' | 'fetchRoomSize' | 'fetchConnections' | 'stats' | 'history'
+  | 'fetchRooms' | 'fetchRoomSize' | 'fetchConnections' | 'stats' | 'history' | 'presence'
 >(null as unknown as keyof Adapter)
 
 // A user's own adapter, written against the interface alone: a transport.

@@ -104,6 +104,14 @@ export const chat: FastifyPluginAsync = async (app) => {
       }
     },
 
+    // Who is in a room (the page's list): one member per user name, however
+    // many tabs it has open. Rooms track it when the app's roomPolicies say
+    // so (examples/chat/server.ts: every room but the `user:` ones).
+    presence: {
+      key: (ctx) => ctx.user.name,
+      meta: (ctx) => ({ name: ctx.user.name })
+    },
+
     onConnect: async (socket, ctx) => {
       const ws = app.getWebSocket()!
 

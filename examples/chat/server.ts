@@ -24,8 +24,15 @@ async function start (): Promise<void> {
   // on it), and Node would keep them, and the process, for up to a minute.
   const app = Fastify({ logger: true, forceCloseConnections: true })
   // Every room keeps its last 200 messages for 10 minutes: a page that loses
-  // its connection gets what it missed when it is back (History and resume).
-  await app.register(nexusRealtime, { roomPolicies: { '*': { history: { size: 200, ttl: 600_000 } } } })
+  // its connection gets what it missed when it is back (History and resume),
+  // and tracks who is in it (Presence), but the `user:` rooms of private
+  // messages, which need neither (the longest key wins).
+  await app.register(nexusRealtime, {
+    roomPolicies: {
+      '*': { history: { size: 200, ttl: 600_000 }, presence: true },
+      'user:*': {}
+    }
+  })
 
   app.get('/', async (_request, reply) => {
     return reply.type('text/html; charset=utf-8').send(await readFile(page))

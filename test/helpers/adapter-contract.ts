@@ -34,6 +34,17 @@ export class TestMember implements Member {
     this.open = open
   }
 
+  /** presence frames written to it */
+  readonly presenceFrames: Buffer[] = []
+
+  presenceIdentity (): { key: string, meta: string } {
+    return { key: this.id, meta: 'null' }
+  }
+
+  presenceFrame (frame: Buffer): void {
+    this.presenceFrames.push(frame)
+  }
+
   deliver (message: EncodedMessage): boolean {
     this.calls++
     this.onDeliver?.()

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import type { Adapter, AdapterFetchOptions, AdapterHistory, AdapterHost, EncodedMessage, PublishTarget } from '../../../types/index'
+import type { Adapter, AdapterFetchOptions, AdapterHistory, AdapterHost, AdapterPresence, EncodedMessage, PublishTarget } from '../../../types/index'
 import type { RedisAdapterOptions, RedisAdapterStats, RedisClient, RedisConnection } from '../../../types/index'
 import { encodedFrom } from '../../codec'
 import { Listeners, Outage, connectionsOf, quit, settled } from './client'
 import { RedisHistory } from './history'
+import { type PresenceTimings, RedisPresence } from './presence'
 import { PendingQueries } from './queries'
 import { type Question, type ReceivedMessage, UID_BYTES, decode, encode, ownEcho } from './wire'
 
@@ -29,6 +30,12 @@ const isRoomList = (value: unknown): value is string[] => Array.isArray(value)
  * History rooms are kept in Redis Streams (`history`): a message is numbered,
  * stored and published to the room's channel in one script, and comes back to
  * every instance hosting the room, this one included, through `host.sequenced`.
+ *
+ * Presence rooms are kept in Redis hashes (`presence`): an instance's changes
+ * in a room are applied, numbered and published to the room's channel in one
+ * script, and come back to every instance hosting the room, this one included,
+ * through `host.presenceChanged`. Instances beat; the entries of one that
+ * stops beating are removed by another.
  */
 export class RedisAdapter implements Adapter {
   /** This instance's id in the cluster (hex). */
@@ -53,6 +60,9 @@ export class RedisAdapter implements Adapter {
   /** The history rooms' store, shared by the instances: Redis Streams on the publishing connection. */
   readonly history: AdapterHistory
   private readonly store: RedisHistory
+  /** The presence rooms' store, shared by the instances: Redis hashes on the publishing connection. */
+  readonly presence: AdapterPresence
+  private readonly presenceStore: RedisPresence
   private readonly listeners = new Listeners()
   private readonly counters = {
     redisPublished: 0,
@@ -72,7 +82,8 @@ export class RedisAdapter implements Adapter {
   private lastInvalidLog = -Infinity
   private invalidSinceLog = 0
 
-  constructor (connection: RedisConnection, options: RedisAdapterOptions = {}) {
+  /** `presenceTimings`: for tests, shorter heartbeats than the defaults (5 s, dead after 15 s). */
+  constructor (connection: RedisConnection, options: RedisAdapterOptions = {}, presenceTimings: Partial<PresenceTimings> = {}) {
     const { pub, sub, owned, prefix } = connectionsOf(connection, options)
     this.pub = pub
     this.sub = sub
@@ -87,6 +98,8 @@ export class RedisAdapter implements Adapter {
     this.roomChannelPrefix = `${prefix}:room:`
     this.store = new RedisHistory(pub, prefix, this.roomChannelPrefix, this.uidBytes)
     this.history = this.store
+    this.presenceStore = new RedisPresence(pub, prefix, this.roomChannelPrefix, this.uidBytes, presenceTimings)
+    this.presence = this.presenceStore
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -98,6 +111,7 @@ export class RedisAdapter implements Adapter {
    */
   async init (host: AdapterHost): Promise<void> {
     this.host = host
+    this.presenceStore.attach(host)
     const outage = new Outage(host.log, [this.pub, this.sub])
     this.listeners.on(this.pub, 'error', (err: Error) => outage.failed('publisher', err))
     this.listeners.on(this.sub, 'error', (err: Error) => outage.failed('subscriber', err))
@@ -123,6 +137,7 @@ export class RedisAdapter implements Adapter {
     this.closed = true
     this.queries.close()
     this.store.close()
+    this.presenceStore.close()
     this.listeners.removeAll()
     if (!this.owned.includes(this.sub) && this.sub.status === 'ready') {
       await this.sub.unsubscribe(this.allChannel, this.queryChannel, this.answerChannel, ...this.roomChannels).catch(noop)
@@ -230,7 +245,7 @@ export class RedisAdapter implements Adapter {
     // A subscriber that was given to the adapter may carry the app's own channels too.
     if (channel !== this.allChannel && channel !== this.queryChannel && channel !== this.answerChannel && !channel.startsWith(this.roomChannelPrefix)) return
     // Its own messages come back to the instance: it has delivered them locally
-    // already (not those of history rooms: it delivers them now, as every instance).
+    // already (not those of history and presence rooms: it handles them now, as every instance).
     if (ownEcho(payload, this.uidBytes)) return
     const decoded = decode(payload)
     if (!decoded.ok) {
@@ -256,6 +271,11 @@ export class RedisAdapter implements Adapter {
         this.counters.redisReceived++
         // In offset order, with the gaps filled, by the host: it counts what it writes.
         host.sequenced(message.room, { offset: message.offset, epoch: message.epoch }, encodedFrom(message.data, message.binary), message.exceptIds)
+        break
+      case 'presence':
+        this.counters.redisReceived++
+        // In seq order, with the gaps filled (by a read), by the host.
+        host.presenceChanged(message.room, message.seq, message.joined, message.left)
         break
       case 'query': {
         // Answered with this instance's own view; the asking instance times out on its own if the answer is lost.
@@ -310,7 +330,8 @@ export class RedisAdapter implements Adapter {
       redisConnected: this.pub.status === 'ready' && this.sub.status === 'ready' ? 1 : 0,
       redisRoomChannels: this.roomChannels.size,
       ...this.counters,
-      redisQueryTimeouts: this.queries.timeouts
+      redisQueryTimeouts: this.queries.timeouts,
+      redisPresenceReaped: this.presenceStore.reaped
     }
   }
 

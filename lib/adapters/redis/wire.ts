@@ -1,3 +1,4 @@
+import type { PresenceMember } from '../../../types/index'
 import { MAX_ROOM_NAME_LENGTH } from '../../constants'
 
 // ------------------------------------------------------------------ wire format
@@ -5,21 +6,31 @@ import { MAX_ROOM_NAME_LENGTH } from '../../constants'
 // Every message an instance publishes is one binary frame:
 //
 //   offset 0    u8    format version (FORMAT_VERSION)
-//   offset 1    u8    kind: broadcast, query, answer or history
+//   offset 1    u8    kind: broadcast, query, answer, history or presence
 //   offset 2    16 B  uid of the publishing instance
 //   offset 18   u32   length H of the JSON header (big-endian)
 //   offset 22   H B   the JSON header
 //   offset 22+H       the body: for a broadcast or a history message, the
-//                     message exactly as the sockets get it (encoded once, never again)
+//                     message exactly as the sockets get it (encoded once, never again);
+//                     nothing for the other kinds
 //
 // Headers: broadcast `{ b: 0|1 (binary), r: rooms | null (every connection),
 // x?: connection ids to skip }`; query `{ id, q: 'rooms'|'size'|'connections',
-// room? }`; answer `{ id, v }`; history `{ b, r: [room], x?, o: offset, e: epoch }`.
+// room? }`; answer `{ id, v }`; history `{ b, r: [room], x?, o: offset, e: epoch }`;
+// presence `{ r: room, s: seq, u: [[key, connections, meta], ...], l: [key, ...] }`
+// (members joined or changed, with their totals across instances; keys gone).
 //
 // A history frame is put together by the history store's append script
 // (./history.ts), in Redis: Node gives it the fixed part up to the header
 // length (`historyFrameStart`) and the header without its end; the script adds
 // `,"o":N,"e":"E"}`, the header length and the body, and publishes it.
+//
+// A presence frame is written whole by the presence store's update script
+// (./presence.ts): Node gives it the fixed part up to the header length
+// (`presenceFrameHead`); the script writes the header, JSON.stringify's way
+// (the metas embedded as the JSON texts Node gave), its length, and publishes
+// it. History and presence frames come back to the instance that published
+// them, and are handled there as everywhere.
 //
 // This module is pure: bytes in, typed messages out, and back. Whatever comes
 // from Redis is checked here, once; the adapter never looks at a header.
@@ -31,6 +42,7 @@ const KIND_BROADCAST = 1
 const KIND_QUERY = 2
 const KIND_ANSWER = 3
 const KIND_HISTORY = 4
+const KIND_PRESENCE = 5
 /** the longest epoch a history frame may carry (the store's are 8 characters) */
 const MAX_EPOCH_LENGTH = 64
 const UID_END = 2 + UID_BYTES
@@ -90,13 +102,28 @@ export interface HistoryFrameFields {
   readonly exceptIds: ReadonlySet<string> | null
 }
 
-export type WireMessage = BroadcastMessage | QueryMessage | AnswerMessage | HistoryMessage
+/**
+ * What changed in a presence room's members, as the store applied it:
+ * handled by every instance that hosts the room, its writer included, in seq order.
+ */
+export interface PresenceMessage {
+  readonly kind: 'presence'
+  readonly room: string
+  /** the room's change number (from 1) */
+  readonly seq: number
+  /** members added or changed, with their totals across instances */
+  readonly joined: readonly PresenceMember[]
+  /** keys gone from the room */
+  readonly left: readonly string[]
+}
+
+export type WireMessage = BroadcastMessage | QueryMessage | AnswerMessage | HistoryMessage | PresenceMessage
 
 /** The uid (hex) of the instance that published it: queries are answered, and answers counted, per instance. */
 interface Origin { readonly origin: string }
 
 /** A message as decoded: queries and answers say who sent them. */
-export type ReceivedMessage = BroadcastMessage | HistoryMessage | (QueryMessage & Origin) | (AnswerMessage & Origin)
+export type ReceivedMessage = BroadcastMessage | HistoryMessage | PresenceMessage | (QueryMessage & Origin) | (AnswerMessage & Origin)
 
 export type Decoded =
   | { readonly ok: true, readonly message: ReceivedMessage }
@@ -111,6 +138,14 @@ export function encode (uid: Buffer, message: WireMessage): Buffer {
     const length = Buffer.allocUnsafe(4)
     length.writeUInt32BE(json.length)
     return Buffer.concat([head, length, json, message.data])
+  }
+  if (message.kind === 'presence') {
+    // As the store's script writes it: one layout, whoever writes it.
+    const { room, seq, joined, left } = message
+    const json = Buffer.from(JSON.stringify({ r: room, s: seq, u: joined.map((member) => [member.key, member.connections, member.meta]), l: left }))
+    const length = Buffer.allocUnsafe(4)
+    length.writeUInt32BE(json.length)
+    return Buffer.concat([presenceFrameHead(uid), length, json])
   }
   let kind: number
   let header: object
@@ -160,14 +195,24 @@ export function historyFrameStart (uid: Buffer, fields: HistoryFrameFields): { h
   return { head, headerStart: json.slice(0, -1) }
 }
 
+/** The start of a presence frame: the bytes before the header length (version, kind, uid). */
+export function presenceFrameHead (uid: Buffer): Buffer {
+  const head = Buffer.allocUnsafe(UID_END)
+  head[0] = FORMAT_VERSION
+  head[1] = KIND_PRESENCE
+  uid.copy(head, 2)
+  return head
+}
+
 /**
  * Whether a frame is the instance `uid`'s own, come back to it: dropped
  * unread, before any decoding, as it delivered its broadcasts locally already
- * (and asked its queries itself). Not a history frame: those are delivered
- * when they come back, by the instance that appended them too.
+ * (and asked its queries itself). Not a history or presence frame: those
+ * are handled when they come back, by the instance that wrote them too.
  */
 export function ownEcho (payload: Buffer, uid: Buffer): boolean {
-  return payload.length >= HEADER_START && payload[0] === FORMAT_VERSION && payload[1] !== KIND_HISTORY && uid.compare(payload, 2, UID_END) === 0
+  return payload.length >= HEADER_START && payload[0] === FORMAT_VERSION && payload[1] !== KIND_HISTORY && payload[1] !== KIND_PRESENCE &&
+    uid.compare(payload, 2, UID_END) === 0
 }
 
 /** A frame from Redis as a checked message, or why it is not one. Never throws. */
@@ -188,6 +233,7 @@ export function decode (payload: Buffer): Decoded {
     case KIND_QUERY: return decodeQuery(fields, payload.toString('hex', 2, UID_END))
     case KIND_ANSWER: return decodeAnswer(fields, payload.toString('hex', 2, UID_END))
     case KIND_HISTORY: return decodeHistory(fields, payload.subarray(headerEnd))
+    case KIND_PRESENCE: return headerEnd === payload.length ? decodePresence(fields) : invalid('presence frame with a body')
     default: return invalid(`unknown kind ${payload[1]}`)
   }
 }
@@ -207,6 +253,19 @@ function decodeHistory ({ b, r, x, o, e }: Record<string, unknown>, data: Buffer
   }
   // The body is a view into the reply, as a broadcast's.
   return valid({ kind: 'history', room: r[0], offset: o, epoch: e, binary: b === 1, exceptIds: x === undefined ? null : new Set(x), data })
+}
+
+function decodePresence ({ r, s, u, l }: Record<string, unknown>): Decoded {
+  if (!isRoomName(r) || !isOffset(s) || !Array.isArray(u) || !u.every(isPresenceEntry) || !isStringArray(l)) {
+    return invalid('bad presence header')
+  }
+  const joined = u.map(([key, connections, meta]): PresenceMember => ({ key, meta, connections }))
+  return valid({ kind: 'presence', room: r, seq: s, joined, left: l })
+}
+
+/** `[key, connections (from 1), meta (any JSON)]` */
+function isPresenceEntry (value: unknown): value is [string, number, unknown] {
+  return Array.isArray(value) && value.length === 3 && typeof value[0] === 'string' && isOffset(value[1])
 }
 
 function decodeQuery ({ id, q, room }: Record<string, unknown>, origin: string): Decoded {
