@@ -6,6 +6,7 @@ import type { WebSocket, WebSocketServer } from 'ws'
 import type { NexusRealtimeOptions } from '../types/index'
 import type { ProtoAction } from './codec'
 import { Connection } from './connection'
+import { refused } from './diagnostics'
 import { describe, errors } from './errors'
 import { normalizeInjectedHandshake } from './handshake'
 import { withPositionalListen } from './listen'
@@ -246,3 +247,5 @@ function rejectUpgrade (_request: unknown, socket: Duplex): void {
   socket.on('error', end)
   socket.write(SHUTTING_DOWN_RESPONSE, end)
 }
+  // Before routing: which route it was for is not known.
+  refused(null, 'shutdown', 503)
