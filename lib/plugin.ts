@@ -91,6 +91,8 @@ async function firstRegistration (fastify: FastifyInstance, given: NexusRealtime
   const server = fastify.server as Server
   const runtime = createRuntime<Connection>(options.adapter, options.policies)
   const manager = new Manager(runtime)
+  // Metrics (the `metrics` option): prom-client and lib/metrics are loaded only when it is set.
+  if (options.metrics !== null) loadMetrics().attachMetrics(fastify, { stats: () => manager.stats(), history: runtime.hub.history !== null }, options.metrics)
   await runtime.hub.init(fastify.log)
   const registration: Registration = {
     given,
@@ -129,6 +131,11 @@ async function firstRegistration (fastify: FastifyInstance, given: NexusRealtime
     await options.adapter.close()
   })
   return registration
+}
+
+/** lib/metrics, loaded on demand: an app without the `metrics` option never loads it, nor prom-client. */
+function loadMetrics (): typeof import('./metrics') {
+  return require('./metrics')
 }
 
 /**

@@ -148,6 +148,54 @@ declare namespace nexusRealtime {
      * types are a separate opt-in: `import 'fastify-nexus-realtime/listen'`.
      */
     listen?: 'positional'
+    /**
+     * Prometheus metrics through `prom-client` (an optional peer dependency,
+     * loaded only when this is set): `true` registers them on prom-client's
+     * default registry, beside what `fastify-metrics` or
+     * `@fastify/under-pressure` export there; an object chooses the registry,
+     * a name prefix and the room classes broadcasts are labelled with. Off:
+     * nothing is loaded and nothing listens.
+     * @default false
+     */
+    metrics?: boolean | MetricsOptions
+  }
+
+  /**
+   * The part of a `prom-client` `Registry` the plugin uses; a prom-client
+   * (v15) `Registry`, `register` included, is one.
+   */
+  export interface MetricsRegistry {
+    registerMetric(metric: any): void
+    getSingleMetric(name: string): unknown
+    removeSingleMetric(name: string): void
+    metrics(): Promise<string>
+  }
+
+  /** `metrics: { … }`: where the plugin's Prometheus metrics go and how broadcasts are labelled. */
+  export interface MetricsOptions {
+    /**
+     * The registry the metrics are registered on. Apps of one process that
+     * turn metrics on share one registry (see the README, "Prometheus metrics").
+     * @default prom-client's default registry (`register`)
+     */
+    registry?: MetricsRegistry
+    /**
+     * Put before every name: `'myapp_'` gives `myapp_nexus_connections`.
+     * @default ''
+     */
+    prefix?: string
+    /**
+     * The `room_class` label of a broadcast's room: a few kinds of rooms,
+     * never the room name itself. At most `maxRoomClasses` distinct values are
+     * kept; further ones, non-strings and throws count as `other`.
+     * @default the text before the first `:` (`chat:42` → `chat`), `other` without one
+     */
+    roomClass?: (room: string) => string
+    /**
+     * How many distinct room classes are kept as labels (0 to 100).
+     * @default 10
+     */
+    maxRoomClasses?: number
   }
 
   /** What a room (or every room of a prefix) keeps. */
