@@ -249,10 +249,10 @@ const SHUTTING_DOWN_RESPONSE = 'HTTP/1.1 503 Service Unavailable\r\n' +
 
 /** Answers an upgrade that arrives during app.close() with 503, then ends its socket. */
 function rejectUpgrade (_request: unknown, socket: Duplex): void {
+  // Before routing: which route it was for is not known.
+  refused(null, 'shutdown', 503)
   const end = (): void => { socket.destroy() }
   // Ended once the answer is written, or at once if the peer resets meanwhile.
   socket.on('error', end)
   socket.write(SHUTTING_DOWN_RESPONSE, end)
 }
-  // Before routing: which route it was for is not known.
-  refused(null, 'shutdown', 503)

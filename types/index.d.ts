@@ -572,6 +572,13 @@ declare namespace nexusRealtime {
      * only and are skipped before the adapter is called.
      */
     readonly exceptIds: ReadonlySet<string> | null
+    /**
+     * The trace context of the broadcast (W3C `traceparent`, …), when a
+     * subscriber of the `nexus.publish` diagnostics channel filled it in. An
+     * adapter that can carries it with the message and hands it back in the
+     * target of `host.deliver`; left out when empty.
+     */
+    readonly carrier?: Readonly<Record<string, string>>
   }
 
   /** What the plugin gives an adapter at `init`: this instance's side of every room. */
@@ -620,13 +627,6 @@ declare namespace nexusRealtime {
 
   /**
    * The history store of an adapter whose instances share rooms (the Redis
-    /**
-     * The trace context of the broadcast (W3C `traceparent`, …), when a
-     * subscriber of the `nexus.publish` diagnostics channel filled it in. An
-     * adapter that can carries it with the message and hands it back in the
-     * target of `host.deliver`; left out when empty.
-     */
-    readonly carrier?: Readonly<Record<string, string>>
    * adapter's streams). An adapter without one gets the plugin's in-memory
    * store, which is right for one instance only.
    */
@@ -791,54 +791,6 @@ declare namespace nexusRealtime {
    */
   export function redisAdapter (connection: RedisConnection, options?: RedisAdapterOptions): RedisAdapter
 
-  // ---------------------------------------------------------------- codes
-
-  /** Close codes the plugin uses. */
-  export const CloseCode: {
-    /** the server is shutting down */
-    readonly GOING_AWAY: 1001
-    /** a frame broke the WebSocket protocol */
-    readonly PROTOCOL_ERROR: 1002
-    /** a text frame was not valid UTF-8 */
-    readonly INVALID_PAYLOAD: 1007
-    /** more than `2 × rateLimit.max` messages in one window */
-    readonly POLICY_VIOLATION: 1008
-    /** a frame was larger than `maxPayload` */
-    readonly MESSAGE_TOO_BIG: 1009
-    /** `beforeConnect` or `onConnect` threw */
-    readonly INTERNAL_ERROR: 1011
-    /** a slow consumer: its unsent bytes would exceed `maxBufferedBytes` */
-    readonly TRY_AGAIN_LATER: 1013
-  }
-
-  /** `code` of the error frames the plugin sends to clients. */
-  export const ErrorFrameCode: {
-    readonly INVALID_JSON: 'INVALID_JSON'
-    readonly INVALID_MESSAGE: 'INVALID_MESSAGE'
-    readonly RATE_LIMITED: 'RATE_LIMITED'
-    /** `nexus.v1`: a frame that does not decode */
-    readonly INVALID_FRAME: 'INVALID_FRAME'
-    /** `nexus.v1`: a request whose handler failed (its message is never sent) */
-    readonly INTERNAL: 'INTERNAL'
-    /** `nexus.v1`: a subscribe on a route without `rooms.authorize` */
-    readonly NOT_ENABLED: 'NOT_ENABLED'
-    /** `nexus.v1`: a subscribe to a name that is not a room name */
-    readonly INVALID_ROOM: 'INVALID_ROOM'
-    /** `nexus.v1`: `authorize` refused */
-    readonly FORBIDDEN: 'FORBIDDEN'
-    /** `nexus.v1`: over `rooms.maxRooms` */
-    readonly LIMIT: 'LIMIT'
-    /** `nexus.v1`: `authorize` took longer than `rooms.timeout` */
-    readonly TIMEOUT: 'TIMEOUT'
-  }
-
-  /** The coded errors the plugin throws or answers with. */
-  export const errors: {
-    FST_NEXUS_INVALID_OPTION: FastifyErrorConstructor<{ code: 'FST_NEXUS_INVALID_OPTION' }, [string, string, string]>
-    FST_NEXUS_INVALID_ROUTE: FastifyErrorConstructor<{ code: 'FST_NEXUS_INVALID_ROUTE' }, [string, string, string, string]>
-    FST_NEXUS_INVALID_ROOM: FastifyErrorConstructor<{ code: 'FST_NEXUS_INVALID_ROOM' }, [string]>
-    FST_NEXUS_UNKNOWN_SOCKET: FastifyErrorConstructor<{ code: 'FST_NEXUS_UNKNOWN_SOCKET' }, [string]>
-    FST_NEXUS_ROOMS_DISABLED: FastifyErrorConstructor<{ code: 'FST_NEXUS_ROOMS_DISABLED' }, [string]>
   // ---------------------------------------------------------------- diagnostics
   // What the plugin publishes on `node:diagnostics_channel` (README,
   // "Traces"). Nothing is built when a channel has no subscriber.
@@ -948,6 +900,54 @@ declare namespace nexusRealtime {
     readonly lag: number
   }
 
+  // ---------------------------------------------------------------- codes
+
+  /** Close codes the plugin uses. */
+  export const CloseCode: {
+    /** the server is shutting down */
+    readonly GOING_AWAY: 1001
+    /** a frame broke the WebSocket protocol */
+    readonly PROTOCOL_ERROR: 1002
+    /** a text frame was not valid UTF-8 */
+    readonly INVALID_PAYLOAD: 1007
+    /** more than `2 × rateLimit.max` messages in one window */
+    readonly POLICY_VIOLATION: 1008
+    /** a frame was larger than `maxPayload` */
+    readonly MESSAGE_TOO_BIG: 1009
+    /** `beforeConnect` or `onConnect` threw */
+    readonly INTERNAL_ERROR: 1011
+    /** a slow consumer: its unsent bytes would exceed `maxBufferedBytes` */
+    readonly TRY_AGAIN_LATER: 1013
+  }
+
+  /** `code` of the error frames the plugin sends to clients. */
+  export const ErrorFrameCode: {
+    readonly INVALID_JSON: 'INVALID_JSON'
+    readonly INVALID_MESSAGE: 'INVALID_MESSAGE'
+    readonly RATE_LIMITED: 'RATE_LIMITED'
+    /** `nexus.v1`: a frame that does not decode */
+    readonly INVALID_FRAME: 'INVALID_FRAME'
+    /** `nexus.v1`: a request whose handler failed (its message is never sent) */
+    readonly INTERNAL: 'INTERNAL'
+    /** `nexus.v1`: a subscribe on a route without `rooms.authorize` */
+    readonly NOT_ENABLED: 'NOT_ENABLED'
+    /** `nexus.v1`: a subscribe to a name that is not a room name */
+    readonly INVALID_ROOM: 'INVALID_ROOM'
+    /** `nexus.v1`: `authorize` refused */
+    readonly FORBIDDEN: 'FORBIDDEN'
+    /** `nexus.v1`: over `rooms.maxRooms` */
+    readonly LIMIT: 'LIMIT'
+    /** `nexus.v1`: `authorize` took longer than `rooms.timeout` */
+    readonly TIMEOUT: 'TIMEOUT'
+  }
+
+  /** The coded errors the plugin throws or answers with. */
+  export const errors: {
+    FST_NEXUS_INVALID_OPTION: FastifyErrorConstructor<{ code: 'FST_NEXUS_INVALID_OPTION' }, [string, string, string]>
+    FST_NEXUS_INVALID_ROUTE: FastifyErrorConstructor<{ code: 'FST_NEXUS_INVALID_ROUTE' }, [string, string, string, string]>
+    FST_NEXUS_INVALID_ROOM: FastifyErrorConstructor<{ code: 'FST_NEXUS_INVALID_ROOM' }, [string]>
+    FST_NEXUS_UNKNOWN_SOCKET: FastifyErrorConstructor<{ code: 'FST_NEXUS_UNKNOWN_SOCKET' }, [string]>
+    FST_NEXUS_ROOMS_DISABLED: FastifyErrorConstructor<{ code: 'FST_NEXUS_ROOMS_DISABLED' }, [string]>
     FST_NEXUS_INVALID_DATA: FastifyErrorConstructor<{ code: 'FST_NEXUS_INVALID_DATA' }, [string]>
     FST_NEXUS_UNAUTHORIZED: FastifyErrorConstructor<{ code: 'FST_NEXUS_UNAUTHORIZED', statusCode: 401 }, [{ cause: unknown }?]>
     FST_NEXUS_ORIGIN_NOT_ALLOWED: FastifyErrorConstructor<{ code: 'FST_NEXUS_ORIGIN_NOT_ALLOWED', statusCode: 403 }, [string]>
