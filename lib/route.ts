@@ -231,10 +231,11 @@ export function createRouteDecorator (runtime: Runtime<Connection>, safety: Json
     // Fastify's onError hook of the route (the plugin's alone: a route's
     // `onError` is its socket handler): handshakes refused by the origin
     // check or the schema, on `nexus.connection.refused`.
-    options.onError = function refusedHandshake (request: FastifyRequest, reply: FastifyReply, error: FastifyError, done: () => void) {
+    options.onError = function refusedHandshake (request: FastifyRequest, _reply: FastifyReply, error: FastifyError, done: () => void) {
+      // The reply's status is set after this hook: these are the ones sent.
       if (connectionRefusedChannel.hasSubscribers && request.ws) {
-        if (error instanceof errors.FST_NEXUS_ORIGIN_NOT_ALLOWED) refused(path, 'origin', reply.statusCode)
-        else if (error.validation !== undefined) refused(path, 'schema', reply.statusCode)
+        if (error instanceof errors.FST_NEXUS_ORIGIN_NOT_ALLOWED) refused(path, 'origin', 403)
+        else if (error.validation !== undefined) refused(path, 'schema', 400)
       }
       done()
     }
