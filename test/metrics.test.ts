@@ -1,6 +1,8 @@
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import diagnosticsChannel from 'node:diagnostics_channel'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { inspect } from 'node:util'
 import { Counter, Registry, register as defaultRegistry } from 'prom-client'
 import { METRICS } from '../lib/metrics/definitions'
@@ -245,6 +247,26 @@ t.test('slow consumers, heartbeat timeouts, rate-limited and invalid messages, h
   t.equal(valueOf(families, 'nexus_connections', { route: '/ws' }), 1)
 })
 
+t.test('registry.resetMetrics() starts the histograms from zero, and they keep counting', async (t) => {
+  const { app, registry } = await metricsApp(t)
+  app.ws('/ws', { onMessage: (socket) => { socket.send('ok') } })
+  const client = await connect(`${await listen(app)}/ws`)
+  client.send('1')
+  await client.waitFor(1)
+  let families = await scrape(registry)
+  t.equal(valueOf(families, 'nexus_handler_duration_seconds_count', { route: '/ws', handler: 'onMessage' }), 1)
+  registry.resetMetrics()
+  families = await scrape(registry)
+  t.equal(valueOf(families, 'nexus_handler_duration_seconds_count', { route: '/ws', handler: 'onMessage' }), 0)
+  t.equal(valueOf(families, 'nexus_handler_duration_seconds_bucket', { route: '/ws', handler: 'onMessage', le: '+Inf' }), 0)
+  client.send('2')
+  await client.waitFor(2)
+  families = await scrape(registry)
+  t.equal(valueOf(families, 'nexus_handler_duration_seconds_count', { route: '/ws', handler: 'onMessage' }), 1, 'the next message is counted')
+  t.equal(valueOf(families, 'nexus_messages_received_total'), 2, 'a counter of stats() is the manager\'s, whatever the reset')
+  client.close()
+})
+
 t.test('an async handler is measured until it settles, a sync one until it returns', async (t) => {
   const { app, registry } = await metricsApp(t)
   let release: () => void = () => {}
@@ -373,7 +395,13 @@ withRedis(t, 'with the Redis adapter', async (t) => {
     await onB.waitFor(3, 10_000)
     t.same(onB.messages, ['one', 'lost', 'three'])
     const families = await scrape(registry)
-    t.equal(valueOf(families, 'nexus_history_gaps_filled_total'), 1)
+    // B filled the gap (A, which published, may see it too, later): the metric is their sum at each scrape.
+    t.ok(b.app.getWebSocket().stats().historyGapsFilled >= 1, 'B filled the gap')
+    const filled = (): number => a.app.getWebSocket().stats().historyGapsFilled + b.app.getWebSocket().stats().historyGapsFilled
+    await until(async () => {
+      const before = filled()
+      return valueOf(await scrape(registry), 'nexus_history_gaps_filled_total') === before && filled() === before
+    }, 10_000, 'the metric is the sum of the apps\' gap fills')
     t.equal(valueOf(families, 'nexus_history_appended_total'), 2)
     t.equal(valueOf(families, 'nexus_broadcast_duration_seconds_count', { room_class: 'chat' }), 2, 'publish is measured until stored')
     onB.close()
@@ -524,4 +552,15 @@ t.test('every metric of the table has the same name, type and help in a scrape',
     t.match(family, { type: metric.type, help: metric.help }, metric.name)
   }
   t.equal(families.size, METRICS.length, 'and nothing else')
+})
+
+t.test('the README lists every metric with its type and labels', async (t) => {
+  const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8')
+  const section = readme.slice(readme.indexOf('### Prometheus metrics'), readme.indexOf('## Scaling out'))
+  const rows = [...section.matchAll(/^\| `(nexus_[a-z_]+)` \| (\w+) \| ([^|]+) \|/gm)].map(([, name, type, labels]) => ({
+    name,
+    type,
+    labels: labels.trim() === '–' ? [] : labels.split(',').map((label) => label.trim().replace(/`/g, ''))
+  }))
+  t.same(rows, METRICS.map(({ name, type, labels }) => ({ name, type, labels: [...labels] })))
 })

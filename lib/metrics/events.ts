@@ -1,6 +1,6 @@
 import type { Channel, TracingChannel, TracingChannelSubscribers } from 'node:diagnostics_channel'
 import { performance } from 'node:perf_hooks'
-import type { Counter, Histogram } from 'prom-client'
+import type { Counter } from 'prom-client'
 import {
   authChannel,
   connectChannel,
@@ -20,6 +20,7 @@ import {
   type RedisPublishEvent,
   type TraceFields
 } from '../diagnostics'
+import type { Series, Timings } from './histogram'
 import type { MetricSet } from './index'
 import { closeCodeBucket } from './labels'
 
@@ -76,11 +77,17 @@ export function subscribeEvents (set: MetricSet): () => void {
     unsubscribers.push(() => { channel.unsubscribe(subscriber) })
   }
 
-  const durations = set.metric<Histogram>('nexus_handler_duration_seconds') as Histogram
+  const durations = set.metric<Timings>('nexus_handler_duration_seconds') as Timings
   const failures = set.metric<Counter>('nexus_handler_errors_total') as Counter
   const handler = <C extends TraceFields & { route: string }>(channel: TracingChannel<unknown, C>, name: Handler): void => {
+    // One series per route, found with one lookup per call.
+    const byRoute = new Map<string, Series>()
     trace(channel, measured<C>(
-      (context) => { durations.observe({ route: context.route, handler: name }, elapsed(context)) },
+      (context) => {
+        let series = byRoute.get(context.route)
+        if (series === undefined) byRoute.set(context.route, series = durations.series(context.route, name))
+        durations.record(series, elapsed(context))
+      },
       (context) => { failures.inc({ route: context.route, handler: name }) }
     ))
   }
@@ -89,18 +96,18 @@ export function subscribeEvents (set: MetricSet): () => void {
   handler(messageChannel, 'onMessage')
   handler(subscribeChannel, 'authorize')
 
-  const broadcastDuration = set.metric<Histogram>('nexus_broadcast_duration_seconds') as Histogram
-  const recipients = set.metric<Histogram>('nexus_broadcast_recipients') as Histogram
+  const broadcastDuration = set.metric<Timings>('nexus_broadcast_duration_seconds') as Timings
+  const recipients = set.metric<Timings>('nexus_broadcast_recipients') as Timings
   trace(publishChannel, measured<PublishTraceContext>((context) => {
     const roomClass = set.roomClasses.of(context.rooms)
-    broadcastDuration.observe({ room_class: roomClass }, elapsed(context))
+    broadcastDuration.record(broadcastDuration.series(roomClass), elapsed(context))
     // manager.publish (a history room) resolves once stored; its recipients are not counted.
-    if (context.recipients !== undefined) recipients.observe({ room_class: roomClass }, context.recipients)
+    if (context.recipients !== undefined) recipients.record(recipients.series(roomClass), context.recipients)
   }))
 
   const handshakes = set.metric<Counter>('nexus_handshakes_total') as Counter
   const closes = set.metric<Counter>('nexus_closes_total') as Counter
-  const connectionDuration = set.metric<Histogram>('nexus_connection_duration_seconds') as Histogram
+  const connectionDuration = set.metric<Timings>('nexus_connection_duration_seconds') as Timings
   const open = set.connectionsByRoute
   on<ConnectionOpenEvent>(connectionOpenChannel, ({ route }) => {
     open.set(route, (open.get(route) ?? 0) + 1)
@@ -111,7 +118,7 @@ export function subscribeEvents (set: MetricSet): () => void {
     // A connection opened before the metrics were on is not counted down below zero.
     if (count !== undefined && count > 0) open.set(route, count - 1)
     closes.inc({ route, code: closeCodeBucket(code) })
-    connectionDuration.observe({ route }, duration / 1000)
+    connectionDuration.record(connectionDuration.series(route), duration / 1000)
   })
   on<ConnectionRefusedEvent>(connectionRefusedChannel, ({ route, reason }) => {
     // A refusal at shutdown is answered before routing: it has no route.
@@ -121,10 +128,12 @@ export function subscribeEvents (set: MetricSet): () => void {
   // The Redis histograms exist once an app with the Redis adapter joined the set.
   on<RedisPublishEvent>(redisPublishChannel, ({ duration }) => {
     // A failed PUBLISH is counted by the adapter (nexus_redis_publish_errors_total).
-    if (duration !== undefined) set.metric<Histogram>('nexus_redis_publish_duration_seconds')?.observe(duration / 1000)
+    const histogram = set.metric<Timings>('nexus_redis_publish_duration_seconds')
+    if (duration !== undefined && histogram !== undefined) histogram.record(histogram.series(), duration / 1000)
   })
   on<RedisLagEvent>(redisLagChannel, ({ lag }) => {
-    set.metric<Histogram>('nexus_redis_lag_seconds')?.observe(lag / 1000)
+    const histogram = set.metric<Timings>('nexus_redis_lag_seconds')
+    if (histogram !== undefined) histogram.record(histogram.series(), lag / 1000)
   })
 
   return () => {

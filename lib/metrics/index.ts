@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify'
-import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { Counter, Gauge, Registry } from 'prom-client'
 import type { MetricsRegistry, WebSocketStats } from '../../types/index'
 import { describe, errors } from '../errors'
 import type { MetricsSettings } from '../options'
 import { METRICS, type Family, type MetricDefinition, type MetricName } from './definitions'
 import { subscribeEvents } from './events'
+import { timingsClass, type Timings } from './histogram'
 import { RoomClasses } from './labels'
 import { requirePromClient, type PromClientModule } from './prom'
 
@@ -15,7 +16,7 @@ export interface MetricsSource {
   readonly history: boolean
 }
 
-type AnyMetric = Counter | Gauge | Histogram
+type AnyMetric = Counter | Gauge | Timings
 
 interface MetricConfig {
   name: string
@@ -66,6 +67,8 @@ export class MetricSet {
   /** open connections by route, kept from the open and close events */
   readonly connectionsByRoute = new Map<string, number>()
   private readonly prom: PromClientModule
+  /** the histogram class of the hot paths, made from this prom-client */
+  private readonly Timings: ReturnType<typeof timingsClass>
   private readonly sources = new Set<MetricsSource>()
   private readonly registered = new Map<MetricName, AnyMetric>()
   private readonly families = new Set<Family>()
@@ -75,6 +78,7 @@ export class MetricSet {
 
   constructor (prom: PromClientModule, registry: MetricsRegistry, settings: MetricsSettings) {
     this.prom = prom
+    this.Timings = timingsClass(prom)
     this.registry = registry
     this.settings = settings
     this.roomClasses = new RoomClasses(settings.roomClass, settings.maxRoomClasses)
@@ -178,7 +182,7 @@ export class MetricSet {
     const key = FROM_STATS[name]
     // prom-client throws here when the registry has a metric of that name already.
     const metric = definition.type === 'histogram'
-      ? new this.prom.Histogram({ ...config, buckets: [...definition.buckets as number[]] })
+      ? new this.Timings({ ...config, buckets: [...definition.buckets as number[]] })
       : definition.type === 'gauge' ? this.createGauge(config, key) : this.createCounter(config, name, key)
     this.registered.set(name, metric)
   }
