@@ -25,10 +25,10 @@ import { available as procAvailable, noiseBetween, snapshot, NOISE_THRESHOLD_COR
 import { diffPerConnection, heapMarkdown, tallySnapshot } from './lib/heap'
 import { profileMarkdown, summarizeProfile, type CpuProfile } from './lib/profile'
 import {
-  AUTH_PATH, BURST_ROOMS, FANOUT_ROOM, HISTORY_IMPLS, IMPLS, LABELS, PATH, PROTOCOL_IMPLS, ROOMS_PER_CLIENT, burstRoomsOf, isHistoryImpl, isImpl, isProtocolImpl, protocolClients, takesPart,
+  AUTH_PATH, BURST_ROOMS, FANOUT_ROOM, HISTORY_IMPLS, IMPLS, LABELS, METRICS_IMPLS, PATH, PROTOCOL_IMPLS, ROOMS_PER_CLIENT, burstRoomsOf, isHistoryImpl, isImpl, isMetricsImpl, isProtocolImpl, protocolClients, takesPart,
   PINGS_PER_STEP, type ClientReport, type ConnectResult, type FlowTiming, type Impl, type InboundReport, type InboundResult, type MemorySample, type Scenario, type Timing
 } from './lib/protocol'
-import { historyMarkdown, historySummary, historyText, markdownTable, protocolMarkdown, protocolText, protocolSummary, summarize, textTable, type Metric, type Row } from './lib/report'
+import { historyMarkdown, historySummary, historyText, markdownTable, metricsMarkdown, metricsSummary, metricsText, protocolMarkdown, protocolText, protocolSummary, summarize, textTable, type Metric, type Row } from './lib/report'
 import { median } from './lib/stats'
 
 /** Warm-up rounds of the connection-rate scenario, per implementation. */
@@ -119,7 +119,8 @@ const USAGE = `Usage: npm run bench -- [--quick] [--repeats=N] [--impls=ws,nexus
                 a protocol or history one, nexus-protocol with nexus-history-protocol):
                 ${[...IMPLS, ...PROTOCOL_IMPLS].join(', ')};
                 named only: ${HISTORY_IMPLS.join(', ')} (broadcast rooms with a
-                memory history) and the probes ws-frame-list, ws-frame, ws-frame-cork
+                memory history), ${METRICS_IMPLS.join(', ')} (the Prometheus metrics
+                on) and the probes ws-frame-list, ws-frame, ws-frame-cork
   --profile     CPU-profile (node --cpu-prof) the plugin's and raw ws's fan-out
                 servers and summarise where the broadcast time goes
   --no-write    print the results only
@@ -146,7 +147,7 @@ function parseArgs (argv: string[]): Args {
       for (const item of names) if (!isImpl(item)) throw new Error(`unknown implementation ${item}\n\n${USAGE}`)
       impls = ['ws', ...(names as Impl[]).filter((item) => item !== 'ws')]
       // The protocol and history figures are also ratios to the plugin with raw clients in a plain room.
-      if ((impls.some(isProtocolImpl) || impls.some(isHistoryImpl)) && !impls.includes('nexus')) impls.splice(1, 0, 'nexus')
+      if ((impls.some(isProtocolImpl) || impls.some(isHistoryImpl) || impls.some(isMetricsImpl)) && !impls.includes('nexus')) impls.splice(1, 0, 'nexus')
       // nexus.v1 clients in a history room are compared with nexus.v1 clients in a plain room.
       if (impls.includes('nexus-history-protocol') && !impls.includes('nexus-protocol')) impls.splice(impls.indexOf('nexus') + 1, 0, 'nexus-protocol')
       implsGiven = true
@@ -509,12 +510,15 @@ class Suite {
     const protocolSockets = protocolClients(pair.impl, report.sockets)
     // A history implementation stored every broadcast in its room's history (each broadcast names one room).
     const storedAll = !isHistoryImpl(pair.impl) || timing.stored === timing.broadcasts
+    // The metrics implementation's metrics saw every broadcast: they were on.
+    const meteredAll = !isMetricsImpl(pair.impl) || timing.metered === timing.broadcasts
     const ok = !timing.timedOut && report.received === report.expected && report.mismatches === 0 && report.stray === 0 && report.closedUnexpectedly === 0 &&
-      report.protocolSockets === protocolSockets && storedAll
+      report.protocolSockets === protocolSockets && storedAll && meteredAll
     if (ok) return { timing, report, noise, ok }
     const note = `received ${report.received} of ${report.expected}, ${report.mismatches} wrong, ${report.stray} stray, ${report.closedUnexpectedly} closed` +
       `${report.protocolSockets === protocolSockets ? '' : `, ${report.protocolSockets} nexus.v1 sockets instead of ${protocolSockets}`}` +
-      `${storedAll ? '' : `, ${timing.stored ?? 'no'} history messages stored for ${timing.broadcasts} broadcasts`}${timing.timedOut ? ', out of time' : ''}`
+      `${storedAll ? '' : `, ${timing.stored ?? 'no'} history messages stored for ${timing.broadcasts} broadcasts`}` +
+      `${meteredAll ? '' : `, ${timing.metered ?? 'no'} broadcasts in the metrics for ${timing.broadcasts}`}${timing.timedOut ? ', out of time' : ''}`
     return { timing, report, noise, ok, note }
   }
 
@@ -769,7 +773,7 @@ function redraw (file: string): void {
   const saved = JSON.parse(readFileSync(file, 'utf8')) as {
     mode: string, date: string, environment: { cpus: string }, plan: Plan, noise: { flaggedRounds: number, rounds: number }, results: Row[]
   }
-  const impls = [...IMPLS, ...PROTOCOL_IMPLS, ...HISTORY_IMPLS].filter((impl) => saved.results.some((row) => row.figures[impl] !== undefined))
+  const impls = [...IMPLS, ...PROTOCOL_IMPLS, ...HISTORY_IMPLS, ...METRICS_IMPLS].filter((impl) => saved.results.some((row) => row.figures[impl] !== undefined))
   const out = file.replace(/\.json$/, '.svg')
   writeFileSync(out, chartSvg(saved.results, impls, captionOf(saved.mode, saved.date, saved.environment.cpus, saved.plan.repeats, saved.noise.flaggedRounds, saved.noise.rounds)))
   console.log(`written: ${path.relative(ROOT, out)}`)
@@ -873,6 +877,8 @@ async function main (): Promise<void> {
   const protocolTable = protocol.length === 0 ? '' : protocolMarkdown(protocol)
   const history = historySummary(rows)
   const historyTable = history.length === 0 ? '' : historyMarkdown(history)
+  const metrics = metricsSummary(rows)
+  const metricsTable = metrics.length === 0 ? '' : metricsMarkdown(metrics)
   console.log('')
   console.log(textTable(rows, args.impls))
   console.log('')
@@ -884,6 +890,11 @@ async function main (): Promise<void> {
   if (history.length > 0) {
     console.log('history rooms (memory store): server CPU per delivered message, ratios to raw ws and to the same clients in a plain room (target ≤ 1.15×)')
     console.log(historyText(history))
+    console.log('')
+  }
+  if (metrics.length > 0) {
+    console.log('Prometheus metrics: server CPU per message with the metrics on and off, same run (target ≤ 1.05×)')
+    console.log(metricsText(metrics))
     console.log('')
   }
   console.log(`noise: ${noiseSummary.verdict}; median foreign CPU ${noiseSummary.medianForeignCores.toFixed(2)} cores, max ${noiseSummary.maxForeignCores.toFixed(2)}; background before the run ${background.toFixed(2)} cores`)
@@ -909,17 +920,19 @@ async function main (): Promise<void> {
     results: rows,
     protocol,
     history,
+    metrics,
     rounds: suite.rounds
   }, null, 2) + '\n')
   writeFileSync(`${base}.svg`, chartSvg(rows, args.impls, caption))
   const tables = [
     table,
     ...(protocolTable === '' ? [] : [`With \`nexus.v1\` clients (server CPU per delivered message; ratios to raw ws and to the plugin with raw clients, same run):\n\n${protocolTable}`]),
-    ...(historyTable === '' ? [] : [`History rooms, memory store (server CPU per delivered message; ratios to raw ws and to the same clients in a plain room, same run):\n\n${historyTable}`])
+    ...(historyTable === '' ? [] : [`History rooms, memory store (server CPU per delivered message; ratios to raw ws and to the same clients in a plain room, same run):\n\n${historyTable}`]),
+    ...(metricsTable === '' ? [] : [`Prometheus metrics (server CPU per delivered message, inbound: per received message; metrics on ÷ off, same run):\n\n${metricsTable}`])
   ].join('\n\n')
   writeFileSync(`${base}.md`, `${caption}\n\n${tables}\n\nNoise: ${noiseSummary.verdict}.\n`)
-  // A full run of every implementation (the protocol and history ones included or not, no probe) is the README's.
-  const suiteImpls: readonly string[] = [...IMPLS, ...PROTOCOL_IMPLS, ...HISTORY_IMPLS]
+  // A full run of every implementation (the protocol, history and metrics ones included or not, no probe) is the README's.
+  const suiteImpls: readonly string[] = [...IMPLS, ...PROTOCOL_IMPLS, ...HISTORY_IMPLS, ...METRICS_IMPLS]
   if (args.plan.mode === 'full' && IMPLS.every((impl) => args.impls.includes(impl)) && args.impls.every((impl) => suiteImpls.includes(impl))) {
     updateReadme(tables, `${base}.svg`, `${base}.json`, startedAt.toISOString().slice(0, 10))
   }

@@ -8,8 +8,10 @@
  * closes. `nexus-protocol` and `nexus-mixed` run the plugin's server (their
  * clients differ); `nexus-history` and `nexus-history-protocol` run it with
  * `roomPolicies` giving the broadcast rooms a memory history, and count the
- * messages it stored. In every plugin server, the `nexus.v1` encodings the
- * plugin builds are counted (`countEncodings`).
+ * messages it stored; `nexus-metrics` runs it with its Prometheus metrics on
+ * (a prom-client registry of its own), and counts the broadcasts they
+ * observed. In every plugin server, the `nexus.v1` encodings the plugin
+ * builds are counted (`countEncodings`).
  */
 import { createServer, type Server as HttpServer } from 'node:http'
 import { createRequire } from 'node:module'
@@ -21,6 +23,7 @@ import Fastify from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { Server as SocketIoServer } from 'socket.io'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
+import { Registry, type Histogram } from 'prom-client'
 import nexusRealtime from 'fastify-nexus-realtime'
 import { sendWithCredit } from './lib/credit'
 import { serve, tell } from './lib/ipc'
@@ -38,6 +41,8 @@ interface Target {
   close (): Promise<void>
   /** messages stored in history rooms so far (the plugin with `roomPolicies` only) */
   stored?: () => number
+  /** broadcasts the plugin's metrics observed so far (the plugin with `metrics` only) */
+  metered?: () => Promise<number>
 }
 
 // ------------------------------------------------------------ the inbound scenario's handler
@@ -266,11 +271,20 @@ function countEncodings (): void {
   }
 }
 
-/** The plugin's server; with `history`, registered with HISTORY_POLICIES (the broadcast rooms keep a memory history). */
-async function nexus (history = false): Promise<Target> {
+/**
+ * The plugin's server; with `history`, registered with HISTORY_POLICIES (the
+ * broadcast rooms keep a memory history); with `metrics`, with its
+ * Prometheus metrics on a registry of its own (nothing scrapes it during a
+ * round: a scrape every 15 s or so costs per scrape, not per message).
+ */
+async function nexus (history = false, metrics = false): Promise<Target> {
   countEncodings()
   const app = Fastify({ logger: false })
-  await app.register(nexusRealtime, history ? { roomPolicies: HISTORY_POLICIES } : {})
+  const registry = metrics ? new Registry() : null
+  await app.register(nexusRealtime, {
+    ...(history ? { roomPolicies: HISTORY_POLICIES } : {}),
+    ...(registry === null ? {} : { metrics: { registry } })
+  })
   const manager = app.getWebSocket()
   const handlers = {
     onConnect: (socket: WebSocket) => manager.joinRoom(FANOUT_ROOM, socket),
@@ -295,8 +309,19 @@ async function nexus (history = false): Promise<Target> {
     roomSize: (room) => manager.roomSize(room),
     broadcast: (room, data) => { manager.broadcast(room, data) },
     close: () => app.close(),
-    ...(history ? { stored: () => manager.stats().historyAppended } : {})
+    ...(history ? { stored: () => manager.stats().historyAppended } : {}),
+    ...(registry === null ? {} : { metered: async () => await broadcastsObserved(registry) })
   }
+}
+
+/** The broadcasts the metrics on `registry` observed: the count of nexus_broadcast_duration_seconds, over its room classes. */
+async function broadcastsObserved (registry: Registry): Promise<number> {
+  const histogram = registry.getSingleMetric('nexus_broadcast_duration_seconds') as Histogram | undefined
+  if (histogram === undefined) return 0
+  const { values } = await histogram.get()
+  let count = 0
+  for (const value of values) if (value.metricName === 'nexus_broadcast_duration_seconds_count') count += value.value
+  return count
 }
 
 const FACTORIES: Record<Impl, () => Promise<Target>> = {
@@ -312,7 +337,9 @@ const FACTORIES: Record<Impl, () => Promise<Target>> = {
   'nexus-mixed': () => nexus(),
   // The same again, its broadcast rooms with a memory history.
   'nexus-history': () => nexus(true),
-  'nexus-history-protocol': () => nexus(true)
+  'nexus-history-protocol': () => nexus(true),
+  // The same as `nexus`, with the Prometheus metrics on.
+  'nexus-metrics': () => nexus(false, true)
 }
 
 // ------------------------------------------------------------ the driver
@@ -341,6 +368,8 @@ let marked: (() => Timing) | null = null
 let broadcasts = 0
 /** Messages the plugin stored in history rooms since it started; null when it has none. */
 let stored: () => number | null = () => null
+/** Broadcasts the plugin's metrics observed since it started; null when they are off. */
+let metered: () => Promise<number | null> = async () => null
 
 /**
  * Sends `steps` steps (one step = `send(step)`), at most `window` steps
@@ -353,6 +382,7 @@ async function flow (steps: number, window: number, send: (step: number) => void
   const broadcastsBefore = broadcasts
   const encodingsBefore = encodings
   const storedBefore = stored()
+  const meteredBefore = await metered()
   const stop = measure()
   const credit = sendWithCredit(steps, window, ROUND_TIME_LIMIT_MS, send)
   onAck = credit.acknowledge
@@ -360,12 +390,14 @@ async function flow (steps: number, window: number, send: (step: number) => void
   const timing = stop()
   onAck = null
   const storedAfter = stored()
+  const meteredAfter = await metered()
   return {
     ...timing,
     timedOut,
     broadcasts: broadcasts - broadcastsBefore,
     encodings: encodings === null || encodingsBefore === null ? null : encodings - encodingsBefore,
-    stored: storedAfter === null || storedBefore === null ? null : storedAfter - storedBefore
+    stored: storedAfter === null || storedBefore === null ? null : storedAfter - storedBefore,
+    metered: meteredAfter === null || meteredBefore === null ? null : meteredAfter - meteredBefore
   }
 }
 
@@ -422,6 +454,8 @@ async function main (): Promise<void> {
   if (!isImpl(impl)) throw new Error(`unknown implementation ${impl}`)
   const target = await FACTORIES[impl]()
   if (target.stored !== undefined) stored = target.stored
+  const observed = target.metered
+  if (observed !== undefined) metered = observed
   const broadcast = (room: string, data: unknown): void => {
     broadcasts++
     target.broadcast(room, data)

@@ -1,8 +1,9 @@
 import type { RawData, WebSocket } from 'ws'
-import type { Position, WebSocketRouteConfig } from '../types/index'
+import type { ConnectionCloseEvent, ConnectionOpenEvent, Position, WebSocketRouteConfig } from '../types/index'
 import type { Context } from './context'
 import { performance } from 'node:perf_hooks'
 import { ABNORMAL_CLOSURE, CLOSE_GRACE_MS, CloseCode, OPEN, POSITIONS_WAIT_MS } from './constants'
+import { connectChannel, connectionCloseChannel, connectionOpenChannel, traced, type ConnectTraceContext } from './diagnostics'
 import { describe, errors } from './errors'
 import type { RouteState } from './inbound'
 import { protocolSend } from './outbound'
@@ -38,6 +39,8 @@ export class Connection extends Session {
   private readonly openedAt = performance.now()
   /** who it is in presence rooms, computed at its first one; null when the route's functions failed */
   private identity: PresenceIdentity | null | undefined
+  /** the `nexus.connect` context while a traced connect phase runs; null otherwise */
+  private connectTrace: ConnectTraceContext | null = null
 
   constructor (runtime: Runtime<Connection>, route: RouteState, socket: WebSocket, ctx: Context) {
     super(runtime.counters, route, socket, ctx)
@@ -59,6 +62,9 @@ export class Connection extends Session {
       // message, never as something the client could take for a control frame.
       (socket as { send: unknown }).send = protocolSend
       this.writeText(helloFrame(ctx.id))
+    }
+    if (connectionOpenChannel.hasSubscribers) {
+      connectionOpenChannel.publish({ route: route.url, id: ctx.id, protocol: this.protocol ? 'nexus.v1' : 'raw', request: ctx.request } satisfies ConnectionOpenEvent)
     }
   }
 
@@ -223,6 +229,21 @@ export class Connection extends Session {
    * on, the rest runs in connectAsync.
    */
   start (): void {
+    if (!traced(connectChannel)) {
+      this.connect()
+      return
+    }
+    const ctx = this.ctx
+    const context: ConnectTraceContext = { route: this.route.url, id: ctx.id, ctx, socket: this.socket, request: ctx.request }
+    this.connectTrace = context
+    connectChannel.start.runStores(context, this.connect, this)
+    // Still connecting without a failure: an asynchronous handler runs on (connectAsync ends the trace).
+    if (this.connecting !== null && context.error === undefined) context.async = true
+    else this.connectTrace = null
+    connectChannel.end.publish(context)
+  }
+
+  private connect (): void {
     const { beforeConnect, onConnect } = this.route.config
     try {
       if (beforeConnect !== undefined) {
@@ -251,14 +272,31 @@ export class Connection extends Session {
       await pending
       if (next !== undefined && !this.closed) await next(this.socket, this.ctx)
     } catch (err) {
-      await this.connectFailed(err)
+      const failed = this.connectFailed(err)
+      this.connectSettled()
+      await failed
       return
     }
+    this.connectSettled()
     this.connected()
+  }
+
+  /** The end of a traced connect phase that went asynchronous. */
+  private connectSettled (): void {
+    const context = this.connectTrace
+    if (context === null) return
+    this.connectTrace = null
+    connectChannel.asyncStart.publish(context)
+    connectChannel.asyncEnd.publish(context)
   }
 
   /** A connect-phase handler threw: onError, then close 1011; queued messages are dropped. */
   private async connectFailed (err: unknown): Promise<void> {
+    const context = this.connectTrace
+    if (context !== null) {
+      context.error = err
+      connectChannel.error.publish(context)
+    }
     this.drop()
     await this.report(err)
     this.close(CloseCode.INTERNAL_ERROR, 'Internal error')
@@ -294,13 +332,17 @@ export class Connection extends Session {
     // Fastify's "request completed", for a connection: through its own logger
     // (the request's, so reqId and the route's log level), with the route's
     // pattern rather than the URL, whose query may hold a token.
+    const duration = performance.now() - this.openedAt
     this.ctx.log.info({
       route: this.route.url,
       code,
-      duration: performance.now() - this.openedAt,
+      duration,
       messagesIn: this.messagesIn,
       messagesOut: this.messagesOut
     }, 'connection closed')
+    if (connectionCloseChannel.hasSubscribers) {
+      connectionCloseChannel.publish({ route: this.route.url, id: this.ctx.id, code, duration, messagesIn: this.messagesIn, messagesOut: this.messagesOut } satisfies ConnectionCloseEvent)
+    }
     // Leave every room first: onClose may broadcast to rooms the socket was in.
     live.closed(this)
     hub.leaveAll(this)

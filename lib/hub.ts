@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Adapter, AdapterHost, EncodedMessage, HistoryPage, Position, PresenceMember, PublishTarget } from '../types/index'
+import type { Adapter, AdapterHost, DeliverEvent, EncodedMessage, HistoryPage, Position, PresenceMember, PublishTarget } from '../types/index'
 import { asEncoded, Encoded } from './codec'
 import { createCounters, type Counters } from './counters'
+import { deliverChannel, NO_CARRIER } from './diagnostics'
 import { errors } from './errors'
 import { History, type Admission } from './history/index'
 import type { Policies } from './policies'
@@ -151,7 +152,7 @@ export class Hub<M extends Member = Member> implements AdapterHost {
    * the number of local sockets written to.
    */
   broadcast (message: Encoded, target: PublishTarget, except: ReadonlySet<M> | null): number {
-    if (this.history !== null && target.rooms !== null) return this.broadcastToHistory(this.history, message, target.rooms, target.exceptIds, except)
+    if (this.history !== null && target.rooms !== null) return this.broadcastToHistory(this.history, message, target, target.rooms, except)
     const written = this.deliverLocal(message, target.rooms, skipOf(except, target.exceptIds))
     this.adapter.publish(message, target)
     return written
@@ -162,7 +163,8 @@ export class Hub<M extends Member = Member> implements AdapterHost {
    * and keeps its copy (a socket in two of them gets it once per room, each
    * with its position); the other rooms go the plain way, each socket once.
    */
-  private broadcastToHistory (history: History<M>, message: Encoded, rooms: readonly string[], exceptIds: ReadonlySet<string> | null, except: ReadonlySet<M> | null): number {
+  private broadcastToHistory (history: History<M>, message: Encoded, target: PublishTarget, rooms: readonly string[], except: ReadonlySet<M> | null): number {
+    const { exceptIds, carrier } = target
     let plain: string[] | null = null
     let written = 0
     let copies = 0
@@ -177,23 +179,27 @@ export class Hub<M extends Member = Member> implements AdapterHost {
       const copy = copies++ === 0 ? message : new Encoded(message.data, message.binary)
       written += history.broadcast(room, policy, copy, this.sharedExcept(history, except, exceptIds), skip)
       // A store of this process only: other instances get it the plain way, through the adapter.
-      if (history.shared === null) this.adapter.publish(message, { rooms: [room], exceptIds })
+      if (history.shared === null) this.adapter.publish(message, targetOf([room], exceptIds, carrier))
     }
     if (plain !== null) {
       written += this.deliverLocal(message, plain, skip)
-      this.adapter.publish(message, { rooms: plain, exceptIds })
+      this.adapter.publish(message, targetOf(plain, exceptIds, carrier))
     }
     return written
   }
 
-  /** `manager.publish`: one history room, resolved once stored. */
-  async publish (room: string, message: Encoded, exceptIds: ReadonlySet<string> | null, except: ReadonlySet<M> | null): Promise<Position> {
+  /**
+   * `manager.publish`: one history room, resolved once stored. `carrier`
+   * goes with it to the other instances when the store is this process's
+   * (a shared store publishes the message itself).
+   */
+  async publish (room: string, message: Encoded, exceptIds: ReadonlySet<string> | null, except: ReadonlySet<M> | null, carrier?: Readonly<Record<string, string>>): Promise<Position> {
     const history = this.history
     const policy = history === null ? null : history.policyOf(room)
     if (policy === null) throw new errors.FST_NEXUS_NO_HISTORY(JSON.stringify(room))
     const h = history as History<M>
     const position = await h.publish(room, policy, message, this.sharedExcept(h, except, exceptIds), skipOf(except, exceptIds))
-    if (h.shared === null) this.adapter.publish(message, { rooms: [room], exceptIds })
+    if (h.shared === null) this.adapter.publish(message, targetOf([room], exceptIds, carrier))
     return position
   }
 
@@ -247,7 +253,9 @@ export class Hub<M extends Member = Member> implements AdapterHost {
 
   /** A broadcast of another instance, from the adapter: local members only. */
   deliver (message: EncodedMessage, target: PublishTarget): number {
-    return this.deliverLocal(asEncoded(message), target.rooms, skipOf(null, target.exceptIds))
+    const written = this.deliverLocal(asEncoded(message), target.rooms, skipOf(null, target.exceptIds))
+    if (deliverChannel.hasSubscribers) deliverChannel.publish({ rooms: target.rooms, recipients: written, carrier: target.carrier ?? NO_CARRIER } satisfies DeliverEvent)
+    return written
   }
 
   private deliverLocal (message: Encoded, rooms: readonly string[] | null, skip: Skip | null): number {
@@ -270,6 +278,11 @@ export class Hub<M extends Member = Member> implements AdapterHost {
 }
 
 type Skip = (member: Member) => boolean
+
+/** A target for the adapter, with the broadcast's carrier when it has one. */
+function targetOf (rooms: readonly string[], exceptIds: ReadonlySet<string> | null, carrier: Readonly<Record<string, string>> | undefined): PublishTarget {
+  return carrier === undefined ? { rooms, exceptIds } : { rooms, exceptIds, carrier }
+}
 
 /** Whether a member is excluded by `except` (members) or `exceptIds` (connection ids); `null` when nobody is. */
 function skipOf (except: ReadonlySet<Member> | null, exceptIds: ReadonlySet<string> | null): Skip | null {

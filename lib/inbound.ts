@@ -4,6 +4,7 @@ import { InvalidMessage, VALIDATOR_FAILED, type JsonSafety, type MessageValidato
 import { CloseCode, ErrorFrameCode, INBOUND_HIGH_WATER_MARK } from './constants'
 import type { Context } from './context'
 import type { Counters } from './counters'
+import { messageChannel, traceCall, traced } from './diagnostics'
 import type { ConnectionLimits } from './options'
 import { Outbound } from './outbound'
 import { isThenable } from './promise'
@@ -263,11 +264,17 @@ export abstract class Inbound extends Outbound {
     if (onMessage === undefined) return undefined
     let result: unknown
     try {
-      result = onMessage(this.socket, message, this.ctx)
+      result = traced(messageChannel) ? this.traceMessage(onMessage, message, false) : onMessage(this.socket, message, this.ctx)
     } catch (err) {
       return this.report(err)
     }
     return isThenable(result) ? this.settle(result) : undefined
+  }
+
+  /** One onMessage call on the `nexus.message` channel (someone listens): its result, as the handler gave it. */
+  protected traceMessage (onMessage: NonNullable<WebSocketRouteConfig['onMessage']>, message: unknown, request: boolean): unknown {
+    const ctx = this.ctx
+    return traceCall(messageChannel, { route: this.route.url, id: ctx.id, ctx, message, request }, onMessage, undefined, this.socket, message, ctx)
   }
 
   private async settle (pending: PromiseLike<unknown>): Promise<void> {

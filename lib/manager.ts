@@ -16,6 +16,7 @@ import type {
 import { CloseCode, MAX_ROOM_NAME_LENGTH, MAX_TIMEOUT, OPEN } from './constants'
 import { encode, type Encoded } from './codec'
 import { Connection } from './connection'
+import { publishChannel, traceCall, traced, type PublishTraceContext } from './diagnostics'
 import { describe, errors } from './errors'
 import type { Hub } from './hub'
 import type { Presence } from './presence/index'
@@ -49,6 +50,35 @@ function assertSocket (socket: unknown): asserts socket is WebSocket {
   if (typeof socket !== 'object' || socket === null || typeof (socket as WebSocket).send !== 'function') {
     throw new errors.FST_NEXUS_UNKNOWN_SOCKET(describe(socket))
   }
+}
+
+/**
+ * A broadcast on the `nexus.publish` channel (`this` is the hub): what a
+ * subscriber put in the carrier at `start` goes with it to the other
+ * instances, and its local recipients are counted before `end`.
+ */
+function broadcastTraced (this: Hub<Connection>, context: PublishTraceContext, message: Encoded, exceptIds: ReadonlySet<string> | null, except: ReadonlySet<Connection> | null): number {
+  const { rooms, carrier } = context
+  const written = this.broadcast(message, hasEntries(carrier) ? { rooms, exceptIds, carrier } : { rooms, exceptIds }, except)
+  context.recipients = written
+  return written
+}
+
+/** A broadcast when someone listens on `nexus.publish`: its context, then the traced call. */
+function traceBroadcast (hub: Hub<Connection>, message: Encoded, rooms: readonly string[] | null, exceptIds: ReadonlySet<string> | null, except: ReadonlySet<Connection> | null): number {
+  const context: PublishTraceContext = { rooms, carrier: {} }
+  return traceCall(publishChannel, context, broadcastTraced, hub, context, message, exceptIds, except) as number
+}
+
+/** `manager.publish` on the `nexus.publish` channel (`this` is the hub): resolves once stored. */
+async function publishTraced (this: Hub<Connection>, context: PublishTraceContext, room: string, message: Encoded, exceptIds: ReadonlySet<string> | null, except: ReadonlySet<Connection> | null): Promise<Position> {
+  return await this.publish(room, message, exceptIds, except, hasEntries(context.carrier) ? context.carrier : undefined)
+}
+
+/** Whether a carrier was filled in: an empty one is not sent. */
+function hasEntries (object: object): boolean {
+  for (const key in object) if (Object.hasOwn(object, key)) return true
+  return false
 }
 
 /**
@@ -195,7 +225,9 @@ export class Manager implements WebSocketManager {
     const message = encode(data)
     const { except, exceptIds } = this.exceptOf(options)
     this.runtime.counters.broadcasts++
-    return await this.hub.publish(room, message, exceptIds, except)
+    if (!traced(publishChannel)) return await this.hub.publish(room, message, exceptIds, except)
+    const context: PublishTraceContext = { rooms: [room], carrier: {} }
+    return await (traceCall(publishChannel, context, publishTraced, this.hub, context, room, message, exceptIds, except) as Promise<Position>)
   }
 
   async history (room: string, options?: HistoryQuery): Promise<HistoryPage> {
@@ -241,7 +273,7 @@ export class Manager implements WebSocketManager {
 
   private dispatch (message: Encoded, rooms: readonly string[] | null, options: BroadcastOptions | undefined): number {
     const { except, exceptIds } = this.exceptOf(options)
-    const written = this.hub.broadcast(message, { rooms, exceptIds }, except)
+    const written = traced(publishChannel) ? traceBroadcast(this.hub, message, rooms, exceptIds, except) : this.hub.broadcast(message, { rooms, exceptIds }, except)
     const counters = this.runtime.counters
     counters.broadcasts++
     counters.messagesSent += written

@@ -1,4 +1,4 @@
-import type { Adapter, NexusRealtimeOptions, OriginPredicate, RateLimitOptions, WebSocketServerOptions } from '../types/index'
+import type { Adapter, MetricsRegistry, NexusRealtimeOptions, OriginPredicate, RateLimitOptions, WebSocketServerOptions } from '../types/index'
 import { MemoryAdapter } from './adapters/memory'
 import { MAX_TIMEOUT } from './constants'
 import { describe, errors } from './errors'
@@ -20,7 +20,12 @@ export const DEFAULTS = Object.freeze({
   maxInboundBytes: 4 * 1024 * 1024,
   rateLimit: false as const,
   /** 10 s for `auth` to settle: longer is a stuck database call, not a slow one. */
-  authTimeout: 10_000
+  authTimeout: 10_000,
+  /**
+   * Room classes kept as metric labels. Ten, so that the series of the two
+   * broadcast histograms (about twenty per class) stay well within a few hundred.
+   */
+  maxRoomClasses: 10
 })
 
 /** The per-connection settings that a route may override. */
@@ -44,6 +49,20 @@ export interface NormalizedOptions extends ConnectionLimits {
   authTimeout: number
   /** `listen: 'positional'`: the instance's listen also takes `listen(port, callback)` */
   positionalListen: boolean
+  /** `metrics`, checked; null when off (then prom-client is never loaded) */
+  metrics: MetricsSettings | null
+}
+
+/** The `metrics` option with its defaults filled in. */
+export interface MetricsSettings {
+  /** the registry given; null for prom-client's default registry */
+  registry: MetricsRegistry | null
+  /** prepended to every metric name */
+  prefix: string
+  /** the label a broadcast's room gets; capped by `maxRoomClasses` */
+  roomClass: (room: string) => string
+  /** distinct room classes kept as labels; further ones are counted as `other` */
+  maxRoomClasses: number
 }
 
 /** Reports an invalid field: (field, what was expected, the value received). */
@@ -130,6 +149,52 @@ function normalizeListen (value: unknown): boolean {
   return true
 }
 
+/**
+ * The room class of a room when the app gives no `roomClass`: what comes
+ * before the first `:` (`chat:42` → `chat`), the usual `kind:id` naming;
+ * `other` for a name without one, so that no room name becomes a label.
+ */
+export function defaultRoomClass (room: string): string {
+  const colon = room.indexOf(':')
+  return colon > 0 ? room.slice(0, colon) : 'other'
+}
+
+/** The most room classes `maxRoomClasses` may keep: each one costs about twenty series. */
+export const MAX_ROOM_CLASSES = 100
+const METRICS_FIELDS = new Set(['registry', 'prefix', 'roomClass', 'maxRoomClasses'])
+/** A prefix that leaves a valid Prometheus metric name in front of `nexus_…`. */
+const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
+
+/** `metrics`: `true`, `false` (or left out), or `{ registry?, prefix?, roomClass?, maxRoomClasses? }`. */
+function normalizeMetrics (value: unknown): MetricsSettings | null {
+  if (value === undefined || value === false) return null
+  const given: Record<string, unknown> = value === true ? {} : value as Record<string, unknown>
+  if (!isPlainObject(given)) return failOption('metrics', 'true, false or { registry, prefix, roomClass, maxRoomClasses }', value)
+  for (const key of Object.keys(given)) {
+    if (!METRICS_FIELDS.has(key)) return failOption(`metrics.${key}`, 'left out: metrics takes registry, prefix, roomClass and maxRoomClasses', given[key])
+  }
+  const { registry, prefix = '', roomClass = defaultRoomClass, maxRoomClasses = DEFAULTS.maxRoomClasses } = given
+  if (registry !== undefined) {
+    const methods = registry as Record<string, unknown> | null
+    if (typeof methods !== 'object' || methods === null || !['registerMetric', 'getSingleMetric', 'removeSingleMetric', 'metrics'].every((name) => typeof methods[name] === 'function')) {
+      return failOption('metrics.registry', 'a prom-client Registry', registry)
+    }
+  }
+  if (typeof prefix !== 'string' || (prefix !== '' && !METRIC_PREFIX.test(prefix))) {
+    return failOption('metrics.prefix', 'a string of letters, digits, _ and : that does not start with a digit', prefix)
+  }
+  if (typeof roomClass !== 'function') return failOption('metrics.roomClass', 'a function (room) => string', roomClass)
+  if (!isNonNegativeInteger(maxRoomClasses) || maxRoomClasses > MAX_ROOM_CLASSES) {
+    return failOption('metrics.maxRoomClasses', `an integer from 0 to ${MAX_ROOM_CLASSES}`, maxRoomClasses)
+  }
+  return {
+    registry: (registry ?? null) as MetricsRegistry | null,
+    prefix,
+    roomClass: roomClass as (room: string) => string,
+    maxRoomClasses
+  }
+}
+
 /** A given value, or the default when the option is left out (`null` is not "left out"). */
 function orDefault (value: unknown, fallback: unknown): unknown {
   return value === undefined ? fallback : value
@@ -170,6 +235,7 @@ export function normalizeOptions (given: NexusRealtimeOptions): NormalizedOption
     allowedOrigins: normalizeAllowedOrigins(given.allowedOrigins, failOption),
     policies: Policies.from(given.roomPolicies, failOption),
     authTimeout: normalizeAuthTimeout(orDefault(given.authTimeout, DEFAULTS.authTimeout), failOption),
-    positionalListen: normalizeListen(given.listen)
+    positionalListen: normalizeListen(given.listen),
+    metrics: normalizeMetrics(given.metrics)
   }
 }

@@ -6,6 +6,7 @@ import type { WebSocket, WebSocketServer } from 'ws'
 import type { NexusRealtimeOptions } from '../types/index'
 import type { ProtoAction } from './codec'
 import { Connection } from './connection'
+import { refused } from './diagnostics'
 import { describe, errors } from './errors'
 import { normalizeInjectedHandshake } from './handshake'
 import { withPositionalListen } from './listen'
@@ -90,6 +91,8 @@ async function firstRegistration (fastify: FastifyInstance, given: NexusRealtime
   const server = fastify.server as Server
   const runtime = createRuntime<Connection>(options.adapter, options.policies)
   const manager = new Manager(runtime)
+  // Metrics (the `metrics` option): prom-client and lib/metrics are loaded only when it is set.
+  if (options.metrics !== null) loadMetrics().attachMetrics(fastify, { stats: () => manager.stats(), history: runtime.hub.history !== null, presence: runtime.hub.presence !== null }, options.metrics)
   await runtime.hub.init(fastify.log)
   const registration: Registration = {
     given,
@@ -130,6 +133,11 @@ async function firstRegistration (fastify: FastifyInstance, given: NexusRealtime
     await options.adapter.close()
   })
   return registration
+}
+
+/** lib/metrics, loaded on demand: an app without the `metrics` option never loads it, nor prom-client. */
+function loadMetrics (): typeof import('./metrics') {
+  return require('./metrics')
 }
 
 /**
@@ -243,6 +251,8 @@ const SHUTTING_DOWN_RESPONSE = 'HTTP/1.1 503 Service Unavailable\r\n' +
 
 /** Answers an upgrade that arrives during app.close() with 503, then ends its socket. */
 function rejectUpgrade (_request: unknown, socket: Duplex): void {
+  // Before routing: which route it was for is not known.
+  refused(null, 'shutdown', 503)
   const end = (): void => { socket.destroy() }
   // Ended once the answer is written, or at once if the peer resets meanwhile.
   socket.on('error', end)

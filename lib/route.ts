@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { STATUS_CODES } from 'node:http'
 import type {} from '@fastify/websocket'
 import type { WebSocket } from 'ws'
@@ -9,6 +9,7 @@ import { Connection } from './connection'
 import type { RouteState, SubscribeRules } from './inbound'
 import { PROTOCOL, RESUME } from './protocol'
 import { Context } from './context'
+import { authChannel, connectionRefusedChannel, refused, traceCall, traced } from './diagnostics'
 import { describe, errors } from './errors'
 import { createOriginCheck } from './origin'
 import {
@@ -240,6 +241,17 @@ export function createRouteDecorator (runtime: Runtime<Connection>, safety: Json
     }
     // querystring, params and headers are Fastify's own: checked before the upgrade (400).
     if (Object.keys(httpSchema).length > 0) options.schema = httpSchema
+    // Fastify's onError hook of the route (the plugin's alone: a route's
+    // `onError` is its socket handler): handshakes refused by the origin
+    // check or the schema, on `nexus.connection.refused`.
+    options.onError = function refusedHandshake (request: FastifyRequest, _reply: FastifyReply, error: FastifyError, done: () => void) {
+      // The reply's status is set after this hook: these are the ones sent.
+      if (connectionRefusedChannel.hasSubscribers && request.ws) {
+        if (error instanceof errors.FST_NEXUS_ORIGIN_NOT_ALLOWED) refused(path, 'origin', 403)
+        else if (error.validation !== undefined) refused(path, 'schema', 400)
+      }
+      done()
+    }
     // Fastify's route options that apply to a handshake, as given.
     const passed = options as unknown as Record<string, unknown>
     for (const key of FASTIFY_OPTIONS) if (config[key] !== undefined) passed[key] = config[key]
@@ -286,18 +298,22 @@ export function createRouteDecorator (runtime: Runtime<Connection>, safety: Json
           done()
         }
         const reject = (error: unknown): void => {
+          const reason = error instanceof errors.FST_NEXUS_AUTH_TIMEOUT ? 'timeout' : 'auth'
           // A browser cannot read the HTTP answer of a refused handshake: a
           // nexus.v1 client is accepted, then closed with 4000 + the status.
           if (offers(request, PROTOCOL)) {
-            request[kRefused] = refusalClose(error)
+            const close = request[kRefused] = refusalClose(error)
+            refused(path, reason, close.code - 4000)
             done()
             return
           }
-          done(rejection(error, reply))
+          const answer = rejection(error, reply)
+          refused(path, reason, reply.statusCode)
+          done(answer)
         }
         let result: unknown
         try {
-          result = auth(ctx)
+          result = traced(authChannel) ? traceCall(authChannel, { route: path, request }, auth, undefined, ctx) : auth(ctx)
         } catch (error) {
           reject(error)
           return

@@ -1,5 +1,6 @@
 import type { Position } from '../types/index'
 import { ErrorFrameCode, MAX_ROOM_NAME_LENGTH } from './constants'
+import { messageChannel, subscribeChannel, traceCall, traced, type SubscribeTraceContext } from './diagnostics'
 import { Inbound, type RouteState } from './inbound'
 import { encodeFrame, isRoomName, protocolError, statusFrame, type Status } from './protocol'
 
@@ -87,7 +88,9 @@ export abstract class Session extends Inbound {
     const onMessage = this.route.config.onMessage
     let value: unknown
     try {
-      value = onMessage === undefined ? undefined : await onMessage(this.socket, message, this.ctx)
+      value = onMessage === undefined
+        ? undefined
+        : await (traced(messageChannel) ? this.traceMessage(onMessage, message, true) : onMessage(this.socket, message, this.ctx))
     } catch (err) {
       this.writeText(await this.failure(err, id))
       return
@@ -130,7 +133,10 @@ export abstract class Session extends Inbound {
       return undefined
     }
     if (subscriptions.size >= rules.maxRooms) return this.refuse(id, room, LIMIT)
-    return this.authorize(id, room, params, presence)
+    if (!traced(subscribeChannel)) return this.authorize(id, room, params, presence, null)
+    const ctx = this.ctx
+    const context: SubscribeTraceContext = { route: this.route.url, id: ctx.id, ctx, room }
+    return traceCall(subscribeChannel, context, this.authorize, this, id, room, params, presence, context) as Promise<void>
   }
 
   protected unsubscribe (id: number, room: unknown): void {
@@ -143,7 +149,8 @@ export abstract class Session extends Inbound {
     this.writeText(encodeFrame('u', { i: id, r: room }))
   }
 
-  private async authorize (id: number, room: string, params: unknown, presence: boolean): Promise<void> {
+  /** Asks the route's authorize, then joins or refuses; `trace` (when traced) learns which. */
+  private async authorize (id: number, room: string, params: unknown, presence: boolean, trace: SubscribeTraceContext | null): Promise<void> {
     const { authorize, timeout } = this.route.subscribe as NonNullable<RouteState['subscribe']>
     let verdict: unknown
     let timer: NodeJS.Timeout | undefined
@@ -159,8 +166,13 @@ export abstract class Session extends Inbound {
       clearTimeout(timer)
     }
     // A client that left meanwhile subscribes to nothing.
-    if (this.isClosed()) return
-    if (verdict === true || (typeof verdict === 'object' && verdict !== null && (verdict as { allow?: unknown }).allow === true)) {
+    if (this.isClosed()) {
+      if (trace !== null) trace.allowed = false
+      return
+    }
+    const allowed = verdict === true || (typeof verdict === 'object' && verdict !== null && (verdict as { allow?: unknown }).allow === true)
+    if (trace !== null) trace.allowed = allowed
+    if (allowed) {
       // Asked for presence where there is none: refused after authorize, so
       // that only a client allowed in the room learns what the room keeps.
       if (presence && !this.tracksPresence(room)) {

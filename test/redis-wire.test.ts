@@ -29,19 +29,35 @@ function reason (result: Decoded): string | null {
 
 t.test('a broadcast is the header, then the message bytes as they are', async (t) => {
   const data = Buffer.from([0, 1, 2, 255])
-  const bytes = encode(UID, { kind: 'broadcast', binary: true, rooms: ['r1', 'r2'], exceptIds: new Set(['a', 'b']), data })
+  const bytes = encode(UID, { kind: 'broadcast', binary: true, rooms: ['r1', 'r2'], exceptIds: new Set(['a', 'b']), sentAt: null, carrier: null, data })
   t.same(bytes, frame(1, '{"b":1,"r":["r1","r2"],"x":["a","b"]}', data), 'the documented layout, byte for byte')
-  t.same(decoded(bytes), { kind: 'broadcast', binary: true, rooms: ['r1', 'r2'], exceptIds: new Set(['a', 'b']), data })
+  t.same(decoded(bytes), { kind: 'broadcast', binary: true, rooms: ['r1', 'r2'], exceptIds: new Set(['a', 'b']), sentAt: null, carrier: null, data })
   t.equal((decoded(bytes) as { data: Buffer }).data.buffer, bytes.buffer, 'the body is a view into the payload, not a copy')
 
-  const text = encode(UID, { kind: 'broadcast', binary: false, rooms: null, exceptIds: null, data: Buffer.from('"hi"') })
+  const text = encode(UID, { kind: 'broadcast', binary: false, rooms: null, exceptIds: null, sentAt: null, carrier: null, data: Buffer.from('"hi"') })
   t.same(text, frame(1, '{"b":0,"r":null}', Buffer.from('"hi"')), 'no x when nobody is skipped')
-  t.same(decoded(text), { kind: 'broadcast', binary: false, rooms: null, exceptIds: null, data: Buffer.from('"hi"') })
+  t.same(decoded(text), { kind: 'broadcast', binary: false, rooms: null, exceptIds: null, sentAt: null, carrier: null, data: Buffer.from('"hi"') })
 
-  const empty = encode(UID, { kind: 'broadcast', binary: false, rooms: ['r'], exceptIds: new Set(), data: Buffer.alloc(0) })
+  const empty = encode(UID, { kind: 'broadcast', binary: false, rooms: ['r'], exceptIds: new Set(), sentAt: null, carrier: null, data: Buffer.alloc(0) })
   t.same(empty, frame(1, '{"b":0,"r":["r"]}'), 'an empty exceptIds is left out too')
-  t.same(decoded(empty), { kind: 'broadcast', binary: false, rooms: ['r'], exceptIds: null, data: Buffer.alloc(0) })
-  t.same(decoded(frame(1, '{"b":1,"r":[],"x":[]}')), { kind: 'broadcast', binary: true, rooms: [], exceptIds: new Set(), data: Buffer.alloc(0) }, 'empty lists are well-formed')
+  t.same(decoded(empty), { kind: 'broadcast', binary: false, rooms: ['r'], exceptIds: null, sentAt: null, carrier: null, data: Buffer.alloc(0) })
+  t.same(decoded(frame(1, '{"b":1,"r":[],"x":[]}')), { kind: 'broadcast', binary: true, rooms: [], exceptIds: new Set(), sentAt: null, carrier: null, data: Buffer.alloc(0) }, 'empty lists are well-formed')
+})
+
+t.test('a broadcast says when it was published, and carries its trace carrier; frames without them still decode', async (t) => {
+  const carrier = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'vendor=x' }
+  const bytes = encode(UID, { kind: 'broadcast', binary: false, rooms: ['r'], exceptIds: new Set(['a']), sentAt: 1700000000123, carrier, data: Buffer.from('"hi"') })
+  t.same(bytes, frame(1, `{"b":0,"r":["r"],"x":["a"],"s":1700000000123,"t":${JSON.stringify(carrier)}}`, Buffer.from('"hi"')), 'the documented layout, byte for byte')
+  const message = decoded(bytes) as { sentAt: number, carrier: Record<string, string> }
+  t.same(message, { kind: 'broadcast', binary: false, rooms: ['r'], exceptIds: new Set(['a']), sentAt: 1700000000123, carrier, data: Buffer.from('"hi"') })
+  t.equal(Object.getPrototypeOf(message.carrier), null, 'the carrier is copied into an object without a prototype')
+
+  const noTrace = encode(UID, { kind: 'broadcast', binary: true, rooms: null, exceptIds: null, sentAt: 5, carrier: null, data: Buffer.alloc(0) })
+  t.same(noTrace, frame(1, '{"b":1,"r":null,"s":5}'), 'no t without a carrier')
+  t.same(decoded(frame(1, '{"b":0,"r":null,"t":{}}')), { kind: 'broadcast', binary: false, rooms: null, exceptIds: null, sentAt: null, carrier: {}, data: Buffer.alloc(0) }, 'an empty carrier is well-formed')
+  const named = (decoded(frame(1, '{"b":0,"r":null,"t":{"__proto__":"x"}}')) as { carrier: Record<string, string> }).carrier
+  t.same(Object.entries(named), [['__proto__', 'x']], 'a key named __proto__ is a plain key')
+  t.equal(({} as Record<string, unknown>).x, undefined, 'and no prototype was touched')
 })
 
 t.test('queries and answers round-trip, with the uid of their publisher', async (t) => {
@@ -155,6 +171,16 @@ t.test('every malformed frame is rejected with its reason', async (t) => {
     ['except ids that are not strings', frame(1, '{"b":0,"r":["r"],"x":[1]}'), 'bad broadcast header'],
     ['except ids as a string', frame(1, '{"b":0,"r":null,"x":"a"}'), 'bad broadcast header'],
     ['except ids null', frame(1, '{"b":0,"r":null,"x":null}'), 'bad broadcast header'],
+    ['a publish time that is a string', frame(1, '{"b":0,"r":null,"s":"1"}'), 'bad broadcast header'],
+    ['a negative publish time', frame(1, '{"b":0,"r":null,"s":-1}'), 'bad broadcast header'],
+    ['a fractional publish time', frame(1, '{"b":0,"r":null,"s":1.5}'), 'bad broadcast header'],
+    ['a carrier that is a string', frame(1, '{"b":0,"r":null,"t":"x"}'), 'bad broadcast header'],
+    ['a carrier that is null', frame(1, '{"b":0,"r":null,"t":null}'), 'bad broadcast header'],
+    ['a carrier that is an array', frame(1, '{"b":0,"r":null,"t":["x"]}'), 'bad broadcast header'],
+    ['a carrier with a number', frame(1, '{"b":0,"r":null,"t":{"traceparent":1}}'), 'bad broadcast header'],
+    ['a carrier of 17 entries', frame(1, `{"b":0,"r":null,"t":${JSON.stringify(Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v'])))}}`), 'bad broadcast header'],
+    ['a carrier key over 64 characters', frame(1, `{"b":0,"r":null,"t":{"${'k'.repeat(65)}":"v"}}`), 'bad broadcast header'],
+    ['a carrier value over 1024 characters', frame(1, `{"b":0,"r":null,"t":{"k":"${'v'.repeat(1025)}"}}`), 'bad broadcast header'],
     ['a query of another kind', frame(2, '{"id":1,"q":"everything"}'), 'bad query header'],
     ['a query without a kind', frame(2, '{"id":1}'), 'bad query header'],
     ['a query with a negative id', frame(2, '{"id":-1,"q":"rooms"}'), 'bad query header'],
@@ -237,7 +263,7 @@ t.test('every malformed frame is rejected with its reason', async (t) => {
 t.test('decode never throws, whatever the bytes', async (t) => {
   // Frames of every kind, cut at every length and with every byte of the fixed part changed.
   const frames = [
-    encode(UID, { kind: 'broadcast', binary: true, rooms: ['a'], exceptIds: new Set(['x']), data: Buffer.from('body') }),
+    encode(UID, { kind: 'broadcast', binary: true, rooms: ['a'], exceptIds: new Set(['x']), sentAt: 1, carrier: { traceparent: 'tp' }, data: Buffer.from('body') }),
     encode(UID, { kind: 'query', id: 7, query: 'size', room: 'a' }),
     encode(UID, { kind: 'answer', id: 7, value: ['a'] }),
     encode(UID, { kind: 'history', room: 'a', offset: 3, epoch: 'E', binary: true, exceptIds: new Set(['x']), data: Buffer.from('body') }),

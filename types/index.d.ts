@@ -148,6 +148,54 @@ declare namespace nexusRealtime {
      * types are a separate opt-in: `import 'fastify-nexus-realtime/listen'`.
      */
     listen?: 'positional'
+    /**
+     * Prometheus metrics through `prom-client` (an optional peer dependency,
+     * loaded only when this is set): `true` registers them on prom-client's
+     * default registry, beside what `fastify-metrics` or
+     * `@fastify/under-pressure` export there; an object chooses the registry,
+     * a name prefix and the room classes broadcasts are labelled with. Off:
+     * nothing is loaded and nothing listens.
+     * @default false
+     */
+    metrics?: boolean | MetricsOptions
+  }
+
+  /**
+   * The part of a `prom-client` `Registry` the plugin uses; a prom-client
+   * (v15) `Registry`, `register` included, is one.
+   */
+  export interface MetricsRegistry {
+    registerMetric(metric: any): void
+    getSingleMetric(name: string): unknown
+    removeSingleMetric(name: string): void
+    metrics(): Promise<string>
+  }
+
+  /** `metrics: { … }`: where the plugin's Prometheus metrics go and how broadcasts are labelled. */
+  export interface MetricsOptions {
+    /**
+     * The registry the metrics are registered on. Apps of one process that
+     * turn metrics on share one registry (see the README, "Prometheus metrics").
+     * @default prom-client's default registry (`register`)
+     */
+    registry?: MetricsRegistry
+    /**
+     * Put before every name: `'myapp_'` gives `myapp_nexus_connections`.
+     * @default ''
+     */
+    prefix?: string
+    /**
+     * The `room_class` label of a broadcast's room: a few kinds of rooms,
+     * never the room name itself. At most `maxRoomClasses` distinct values are
+     * kept; further ones, non-strings and throws count as `other`.
+     * @default the text before the first `:` (`chat:42` → `chat`), `other` without one
+     */
+    roomClass?: (room: string) => string
+    /**
+     * How many distinct room classes are kept as labels (0 to 100).
+     * @default 10
+     */
+    maxRoomClasses?: number
   }
 
   /** What a room (or every room of a prefix) keeps. */
@@ -585,6 +633,13 @@ declare namespace nexusRealtime {
      * only and are skipped before the adapter is called.
      */
     readonly exceptIds: ReadonlySet<string> | null
+    /**
+     * The trace context of the broadcast (W3C `traceparent`, …), when a
+     * subscriber of the `nexus.publish` diagnostics channel filled it in. An
+     * adapter that can carries it with the message and hands it back in the
+     * target of `host.deliver`; left out when empty.
+     */
+    readonly carrier?: Readonly<Record<string, string>>
   }
 
   /** What the plugin gives an adapter at `init`: this instance's side of every room. */
@@ -856,6 +911,115 @@ declare namespace nexusRealtime {
    * `redisAdapter({ client, subscriber }, { prefix: 'chat' })`.
    */
   export function redisAdapter (connection: RedisConnection, options?: RedisAdapterOptions): RedisAdapter
+
+  // ---------------------------------------------------------------- diagnostics
+  // What the plugin publishes on `node:diagnostics_channel` (README,
+  // "Traces"). Nothing is built when a channel has no subscriber.
+
+  /**
+   * Fields the tracing channels (`nexus.auth`, `nexus.connect`,
+   * `nexus.message`, `nexus.subscribe`, `nexus.publish`) add to their context
+   * as the traced call goes: `async` is set before `end` when the handler
+   * returned a promise (then `asyncStart` and `asyncEnd` follow when it
+   * settles); `error` is set when `error` is published.
+   */
+  export interface TraceFields {
+    async?: true
+    result?: unknown
+    error?: unknown
+  }
+
+  /** `nexus.auth` (tracing channel): the route's `auth`, before the upgrade. */
+  export interface AuthTraceContext extends TraceFields {
+    /** the route's URL pattern (`/ws/chat/:id`), never the URL */
+    readonly route: string
+    readonly request: FastifyRequest
+  }
+
+  /** `nexus.connect` (tracing channel): `beforeConnect` and `onConnect` together. */
+  export interface ConnectTraceContext extends TraceFields {
+    readonly route: string
+    /** the connection id, `ctx.id` */
+    readonly id: string
+    readonly ctx: WebSocketContext
+    readonly socket: WebSocket
+    readonly request: FastifyRequest
+  }
+
+  /** `nexus.message` (tracing channel): one `onMessage` call. */
+  export interface MessageTraceContext extends TraceFields {
+    readonly route: string
+    readonly id: string
+    readonly ctx: WebSocketContext
+    readonly message: unknown
+    /** a `nexus.v1` request (its result answers it), not a plain message */
+    readonly request: boolean
+  }
+
+  /** `nexus.subscribe` (tracing channel): a client's subscribe, its `authorize` and the join. Always asynchronous. */
+  export interface SubscribeTraceContext extends TraceFields {
+    readonly route: string
+    readonly id: string
+    readonly ctx: WebSocketContext
+    readonly room: string
+    /** set before `asyncStart`: whether it was allowed (and joined) */
+    allowed?: boolean
+  }
+
+  /** `nexus.publish` (tracing channel, synchronous but for `manager.publish`): one broadcast, `broadcastAll` or `publish`. */
+  export interface PublishTraceContext extends TraceFields {
+    /** `null`: every connection */
+    readonly rooms: readonly string[] | null
+    /** local sockets written to, set before `end` (not for `manager.publish`) */
+    recipients?: number
+    /** empty at `start`; what a subscriber puts in travels to the other instances and comes back in `nexus.deliver` */
+    readonly carrier: Record<string, string>
+  }
+
+  /** `nexus.deliver`: a broadcast of another instance, delivered to this one's sockets. */
+  export interface DeliverEvent {
+    readonly rooms: readonly string[] | null
+    readonly recipients: number
+    /** the publisher's `nexus.publish` carrier, as it was sent (`{}` when it was empty) */
+    readonly carrier: Readonly<Record<string, string>>
+  }
+
+  /** `nexus.connection.open`: a connection was accepted. */
+  export interface ConnectionOpenEvent {
+    readonly route: string
+    readonly id: string
+    readonly protocol: 'raw' | 'nexus.v1'
+    readonly request: FastifyRequest
+  }
+
+  /** `nexus.connection.close`: a connection's socket closed (before its `onClose` runs). */
+  export interface ConnectionCloseEvent {
+    readonly route: string
+    readonly id: string
+    /** the close code `onClose` gets */
+    readonly code: number
+    /** milliseconds since it was accepted */
+    readonly duration: number
+    readonly messagesIn: number
+    readonly messagesOut: number
+  }
+
+  /** `nexus.connection.refused`: a handshake answered without a connection. */
+  export interface ConnectionRefusedEvent {
+    /** the route's pattern; `null` for a `shutdown` refusal, answered before routing */
+    readonly route: string | null
+    readonly reason: 'auth' | 'origin' | 'schema' | 'timeout' | 'shutdown'
+    /** the HTTP status, or the one a `nexus.v1` client's 4000 + status close stands for */
+    readonly statusCode: number
+  }
+
+  /** `nexus.redis.publish`: a broadcast's PUBLISH answered (`duration`, ms) or failed (`error`). */
+  export type RedisPublishEvent = { readonly duration: number, readonly error?: undefined } | { readonly error: Error, readonly duration?: undefined }
+
+  /** `nexus.redis.lag`: ms from a broadcast's publish on another instance to its receipt here (0 when the clocks disagree). */
+  export interface RedisLagEvent {
+    readonly lag: number
+  }
 
   // ---------------------------------------------------------------- codes
 

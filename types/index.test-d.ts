@@ -55,10 +55,13 @@ import nexusRealtime, {
   type PresenceCount,
   type PresenceMember,
   type PresenceOptions,
-  type PresenceSnapshot
+  type PresenceSnapshot,
+  type MetricsOptions,
+  type MetricsRegistry
 } from '..'
 import nexusRealtimeCjs = require('..')
 import { Redis } from 'ioredis'
+import { Registry as PromRegistry, register as promRegister } from 'prom-client'
 
 // The seed's own functions, which the seed leaves undefined.
 interface User { id: string, name: string, roles: string[] }
@@ -1435,4 +1438,23 @@ expectType<unknown>(null as unknown as HandlerResult)
   expectError(app.ws('/ws', { onSend: async () => {} }))
   expectError(app.ws('/ws', { method: 'POST' }))
   expectError(app.ws('/ws', { onMesage: () => {} }))
+}
+
+// ------------------------------------------------------------ metrics (prom-client)
+
+{
+  const app = Fastify()
+  void app.register(nexusRealtime, { metrics: true })
+  void app.register(nexusRealtime, { metrics: false })
+  // prom-client's registries, its default one included, are what the option takes.
+  void app.register(nexusRealtime, { metrics: { registry: new PromRegistry() } })
+  void app.register(nexusRealtime, { metrics: { registry: promRegister, prefix: 'shop_', roomClass: (room) => room.split(':')[0], maxRoomClasses: 20 } })
+  expectAssignable<MetricsRegistry>(new PromRegistry())
+  expectAssignable<MetricsOptions>({ roomClass: (room: string) => room.slice(0, 4) })
+  expectError(app.register(nexusRealtime, { metrics: 'on' }))
+  expectError(app.register(nexusRealtime, { metrics: { registry: {} } }))
+  expectError(app.register(nexusRealtime, { metrics: { prefix: 1 } }))
+  expectError(app.register(nexusRealtime, { metrics: { roomClass: (room: number) => String(room) } }))
+  expectError(app.register(nexusRealtime, { metrics: { maxRoomClasses: '10' } }))
+  expectError(app.register(nexusRealtime, { metrics: { registery: promRegister } }))
 }

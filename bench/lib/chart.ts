@@ -12,7 +12,8 @@ const COLORS: Readonly<Record<Impl, string>> = {
   'nexus-protocol': '#1b7837',
   'nexus-mixed': '#a6d96a',
   'nexus-history': '#76b7b2',
-  'nexus-history-protocol': '#2c7f7a'
+  'nexus-history-protocol': '#2c7f7a',
+  'nexus-metrics': '#ff9da7'
 }
 
 function escape (text: string): string {

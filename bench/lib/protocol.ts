@@ -39,7 +39,16 @@ export const PROTOCOL_IMPLS = ['nexus-protocol', 'nexus-mixed'] as const
  */
 export const HISTORY_IMPLS = ['nexus-history', 'nexus-history-protocol'] as const
 
-export type Impl = typeof IMPLS[number] | typeof PROBES[number] | typeof PROTOCOL_IMPLS[number] | typeof HISTORY_IMPLS[number]
+/**
+ * The plugin registered with its Prometheus metrics on (`metrics`, a
+ * prom-client registry of its own): the same server code and raw clients as
+ * `nexus`, so the two compare what the metrics cost per delivered message
+ * (the project's target: within 5 %). Run only when named with `--impls`, in
+ * the broadcast and inbound scenarios.
+ */
+export const METRICS_IMPLS = ['nexus-metrics'] as const
+
+export type Impl = typeof IMPLS[number] | typeof PROBES[number] | typeof PROTOCOL_IMPLS[number] | typeof HISTORY_IMPLS[number] | typeof METRICS_IMPLS[number]
 
 export const LABELS: Readonly<Record<Impl, string>> = {
   ws: 'raw ws',
@@ -52,7 +61,8 @@ export const LABELS: Readonly<Record<Impl, string>> = {
   'nexus-protocol': 'nexus, nexus.v1 clients',
   'nexus-mixed': 'nexus, ½ raw ½ nexus.v1',
   'nexus-history': 'nexus, history room',
-  'nexus-history-protocol': 'nexus, history room, nexus.v1 clients'
+  'nexus-history-protocol': 'nexus, history room, nexus.v1 clients',
+  'nexus-metrics': 'nexus, Prometheus metrics on'
 }
 
 export function isImpl (value: string): value is Impl {
@@ -65,6 +75,10 @@ export function isProtocolImpl (impl: Impl): impl is typeof PROTOCOL_IMPLS[numbe
 
 export function isHistoryImpl (impl: Impl): impl is typeof HISTORY_IMPLS[number] {
   return (HISTORY_IMPLS as readonly string[]).includes(impl)
+}
+
+export function isMetricsImpl (impl: Impl): impl is typeof METRICS_IMPLS[number] {
+  return (METRICS_IMPLS as readonly string[]).includes(impl)
 }
 
 /** The WebSocket subprotocol of the plugin's framed protocol (PROTOCOL.md). */
@@ -88,11 +102,16 @@ export function protocolClients (impl: Impl, n: number): number {
 export type Scenario = 'fanout' | 'fanout-async' | 'burst' | 'inbound' | 'memory' | 'connect'
 
 /** The implementations of the async fan-out scenario (the others do not take part). */
-export const ASYNC_FANOUT_IMPLS: readonly Impl[] = ['ws', 'nexus', 'nexus-protocol', 'nexus-history', 'nexus-history-protocol']
+export const ASYNC_FANOUT_IMPLS: readonly Impl[] = ['ws', 'nexus', 'nexus-protocol', 'nexus-history', 'nexus-history-protocol', 'nexus-metrics']
 
-/** Whether an implementation takes part in a scenario: the protocol and history ones only in the broadcast scenarios. */
+/**
+ * Whether an implementation takes part in a scenario: the protocol and
+ * history ones only in the broadcast scenarios, the metrics one in those and
+ * the inbound one (where every message is timed).
+ */
 export function takesPart (impl: Impl, scenario: Scenario): boolean {
   if (scenario === 'fanout-async') return ASYNC_FANOUT_IMPLS.includes(impl)
+  if (isMetricsImpl(impl)) return scenario === 'fanout' || scenario === 'burst' || scenario === 'inbound'
   if (isProtocolImpl(impl) || isHistoryImpl(impl)) return scenario === 'fanout' || scenario === 'burst'
   return true
 }
@@ -243,6 +262,11 @@ export interface FlowTiming extends Timing {
    * `stats().historyAppended`); null when the server has no history rooms
    */
   stored: number | null
+  /**
+   * broadcasts the plugin's metrics observed (the growth of the count of
+   * `nexus_broadcast_duration_seconds`); null when its metrics are off
+   */
+  metered: number | null
 }
 
 export interface MemorySample {

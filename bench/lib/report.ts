@@ -346,3 +346,69 @@ export function historyText (entries: readonly HistoryEntry[]): string {
   const format = (line: string[]): string => line.map((text, column) => column === 0 ? text.padEnd(widths[column]) : text.padStart(widths[column])).join('  ')
   return [format(head), ...body.map(format)].join('\n')
 }
+
+// ---------------------------------------------------------------- the metrics table
+
+/**
+ * What the plugin's Prometheus metrics cost: `nexus-metrics` (the same server
+ * and raw clients as `nexus`, with `metrics` on) against `nexus`, per
+ * delivered (or, inbound, received) message. The project's target: within
+ * 5 % (≤ 1.05×) in the fan-out scenarios.
+ */
+export interface MetricsEntry {
+  key: string
+  scenario: string
+  cpu: { ws?: number, nexus?: number, metrics?: number }
+  marks: { ws?: string, nexus?: string, metrics?: string }
+  /** metrics / nexus */
+  vsOff?: number
+}
+
+/** One entry per scenario in which `nexus-metrics` ran. */
+export function metricsSummary (rows: readonly Row[]): MetricsEntry[] {
+  const entries: MetricsEntry[] = []
+  for (const row of rows) {
+    const [kind, n, figure] = row.key.split('.')
+    if (figure !== 'cpu' || !['fanout', 'fanout-async', 'burst', 'inbound'].includes(kind)) continue
+    const f = row.figures
+    if (f['nexus-metrics'] === undefined) continue
+    const cpu = { ws: medianOf(f.ws), nexus: medianOf(f.nexus), metrics: medianOf(f['nexus-metrics']) }
+    const vsOff = ratioOf(cpu.metrics, cpu.nexus)
+    entries.push({
+      key: `${kind}.${n}`,
+      scenario: row.scenario,
+      cpu,
+      marks: { ws: marksOf(f.ws), nexus: marksOf(f.nexus), metrics: marksOf(f['nexus-metrics']) },
+      ...(vsOff === undefined ? {} : { vsOff })
+    })
+  }
+  return entries
+}
+
+function metricsCells (entry: MetricsEntry, bold: (text: string) => string): string[] {
+  const num = (value: number | undefined, mark = ''): string => value === undefined ? '–' : `${formatNumber(value)}${mark}`
+  return [
+    entry.scenario,
+    num(entry.cpu.ws, entry.marks.ws),
+    num(entry.cpu.nexus, entry.marks.nexus),
+    num(entry.cpu.metrics, entry.marks.metrics),
+    entry.vsOff === undefined ? '–' : bold(formatRatio(entry.vsOff))
+  ]
+}
+
+/** The metrics table, in Markdown. */
+export function metricsMarkdown (entries: readonly MetricsEntry[]): string {
+  const head = ['scenario', 'raw ws, µs/msg', 'plugin, metrics off, µs/msg', 'plugin, metrics on, µs/msg', '× metrics off (target ≤ 1.05×)']
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => i === 0 ? ' --- ' : ' ---: ').join('|')}|`]
+  for (const entry of entries) lines.push(`| ${metricsCells(entry, (text) => `**${text}**`).join(' | ')} |`)
+  return lines.join('\n')
+}
+
+/** The same table for a terminal. */
+export function metricsText (entries: readonly MetricsEntry[]): string {
+  const head = ['scenario', 'ws µs/msg', 'off µs/msg', 'on µs/msg', '×off']
+  const body = entries.map((entry) => metricsCells(entry, (text) => text))
+  const widths = head.map((_, column) => Math.max(...[head, ...body].map((line) => line[column].length)))
+  const format = (line: string[]): string => line.map((text, column) => column === 0 ? text.padEnd(widths[column]) : text.padStart(widths[column])).join('  ')
+  return [format(head), ...body.map(format)].join('\n')
+}

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import type { Adapter, AdapterFetchOptions, AdapterHistory, AdapterHost, AdapterPresence, EncodedMessage, PublishTarget } from '../../../types/index'
-import type { RedisAdapterOptions, RedisAdapterStats, RedisClient, RedisConnection } from '../../../types/index'
+import type { RedisAdapterOptions, RedisAdapterStats, RedisClient, RedisConnection, RedisLagEvent, RedisPublishEvent } from '../../../types/index'
+import { performance } from 'node:perf_hooks'
 import { encodedFrom } from '../../codec'
+import { redisLagChannel, redisPublishChannel } from '../../diagnostics'
 import { Listeners, Outage, connectionsOf, quit, settled } from './client'
 import { RedisHistory } from './history'
 import { type PresenceTimings, RedisPresence } from './presence'
@@ -216,12 +218,31 @@ export class RedisAdapter implements Adapter {
       // One room: its own channel, which only instances hosting it subscribe.
       if (rooms.length === 1) channel = this.roomChannelPrefix + rooms[0]
     }
-    const frame = encode(this.uidBytes, { kind: 'broadcast', binary: message.binary, rooms, exceptIds: target.exceptIds, data: message.data })
+    // The publish time goes with every broadcast: the receiving instance's
+    // `nexus.redis.lag` subscribers need it, whoever listens here.
+    const frame = encode(this.uidBytes, {
+      kind: 'broadcast',
+      binary: message.binary,
+      rooms,
+      exceptIds: target.exceptIds,
+      sentAt: Date.now(),
+      carrier: target.carrier ?? null,
+      data: message.data
+    })
     if (this.pub.status !== 'ready') {
       this.publishFailed(new Error(`Redis connection is ${this.pub.status}`))
       return
     }
-    this.pub.publish(channel, frame).then(this.published, this.publishFailed)
+    const reply = this.pub.publish(channel, frame)
+    if (redisPublishChannel.hasSubscribers) {
+      const sent = performance.now()
+      reply.then(() => {
+        redisPublishChannel.publish({ duration: performance.now() - sent } satisfies RedisPublishEvent)
+        this.published()
+      }, this.publishFailed)
+      return
+    }
+    reply.then(this.published, this.publishFailed)
   }
 
   private readonly published = (): void => {
@@ -233,6 +254,7 @@ export class RedisAdapter implements Adapter {
 
   private readonly publishFailed = (err: Error): void => {
     this.counters.redisPublishErrors++
+    if (redisPublishChannel.hasSubscribers) redisPublishChannel.publish({ error: err } satisfies RedisPublishEvent)
     // Logged once per run of failures; the count is in stats() and in the line that ends the run.
     if (this.failedRun++ === 0) {
       this.host?.log.error({ err }, 'Redis publish failed: this broadcast reached this instance only')
@@ -262,11 +284,18 @@ export class RedisAdapter implements Adapter {
 
   private dispatch (host: AdapterHost, channel: string, message: ReceivedMessage): void {
     switch (message.kind) {
-      case 'broadcast':
+      case 'broadcast': {
         this.counters.redisReceived++
+        const { sentAt, carrier } = message
+        // Another machine's clock may be ahead: a lag is never negative.
+        if (sentAt !== null && redisLagChannel.hasSubscribers) redisLagChannel.publish({ lag: Math.max(0, Date.now() - sentAt) } satisfies RedisLagEvent)
         // The body is the message as the publisher encoded it: handed on as it is.
-        this.counters.redisDelivered += host.deliver(encodedFrom(message.data, message.binary), { rooms: message.rooms, exceptIds: message.exceptIds })
+        const encoded = encodedFrom(message.data, message.binary)
+        this.counters.redisDelivered += host.deliver(encoded, carrier === null
+          ? { rooms: message.rooms, exceptIds: message.exceptIds }
+          : { rooms: message.rooms, exceptIds: message.exceptIds, carrier })
         break
+      }
       case 'history':
         this.counters.redisReceived++
         // In offset order, with the gaps filled, by the host: it counts what it writes.

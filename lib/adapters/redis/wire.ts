@@ -15,7 +15,9 @@ import { MAX_ROOM_NAME_LENGTH } from '../../constants'
 //                     nothing for the other kinds
 //
 // Headers: broadcast `{ b: 0|1 (binary), r: rooms | null (every connection),
-// x?: connection ids to skip }`; query `{ id, q: 'rooms'|'size'|'connections',
+// x?: connection ids to skip, s?: Date.now() when it was published (for the
+// pub/sub lag), t?: the trace carrier of its publish, string → string, only
+// when a tracer filled one in }`; query `{ id, q: 'rooms'|'size'|'connections',
 // room? }`; answer `{ id, v }`; history `{ b, r: [room], x?, o: offset, e: epoch }`;
 // presence `{ r: room, s: seq, u: [[key, connections, meta], ...], l: [key, ...] }`
 // (members joined or changed, with their totals across instances; keys gone).
@@ -32,6 +34,9 @@ import { MAX_ROOM_NAME_LENGTH } from '../../constants'
 // it. History and presence frames come back to the instance that published
 // them, and are handled there as everywhere.
 //
+// A broadcast's `s` and `t` came later within version 1: a broadcast without
+// them (from an older instance) is still one, and older instances ignore them.
+//
 // This module is pure: bytes in, typed messages out, and back. Whatever comes
 // from Redis is checked here, once; the adapter never looks at a header.
 
@@ -45,6 +50,10 @@ const KIND_HISTORY = 4
 const KIND_PRESENCE = 5
 /** the longest epoch a history frame may carry (the store's are 8 characters) */
 const MAX_EPOCH_LENGTH = 64
+/** the most entries a trace carrier may have, and the longest key and value (a W3C tracestate is at most 512 characters) */
+const MAX_CARRIER_ENTRIES = 16
+const MAX_CARRIER_KEY = 64
+const MAX_CARRIER_VALUE = 1024
 const UID_END = 2 + UID_BYTES
 const HEADER_START = UID_END + 4
 
@@ -56,6 +65,10 @@ export interface BroadcastMessage {
   readonly rooms: readonly string[] | null
   /** `null` (or empty): nobody is skipped */
   readonly exceptIds: ReadonlySet<string> | null
+  /** when it was published (Date.now() of the publisher); null from an instance that does not say */
+  readonly sentAt: number | null
+  /** the trace carrier of its publish; null when there is none */
+  readonly carrier: Readonly<Record<string, string>> | null
   /** the message as the publisher's own sockets got it */
   readonly data: Buffer
 }
@@ -153,10 +166,13 @@ export function encode (uid: Buffer, message: WireMessage): Buffer {
   switch (message.kind) {
     case 'broadcast': {
       kind = KIND_BROADCAST
-      const { exceptIds } = message
-      const b = message.binary ? 1 : 0
-      // `x` is left out when nobody is skipped: the usual broadcast has the shortest header.
-      header = exceptIds !== null && exceptIds.size > 0 ? { b, r: message.rooms, x: [...exceptIds] } : { b, r: message.rooms }
+      const { exceptIds, sentAt, carrier } = message
+      // `x`, `s` and `t` are left out when there are none: the usual broadcast has the shortest header.
+      const fields: { b: number, r: readonly string[] | null, x?: string[], s?: number, t?: Readonly<Record<string, string>> } = { b: message.binary ? 1 : 0, r: message.rooms }
+      if (exceptIds !== null && exceptIds.size > 0) fields.x = [...exceptIds]
+      if (sentAt !== null) fields.s = sentAt
+      if (carrier !== null) fields.t = carrier
+      header = fields
       body = message.data
       break
     }
@@ -238,13 +254,32 @@ export function decode (payload: Buffer): Decoded {
   }
 }
 
-function decodeBroadcast ({ b, r, x }: Record<string, unknown>, data: Buffer): Decoded {
-  if ((b !== 0 && b !== 1) || (r !== null && !isRoomList(r)) || (x !== undefined && !isStringArray(x))) {
+function decodeBroadcast ({ b, r, x, s, t }: Record<string, unknown>, data: Buffer): Decoded {
+  if ((b !== 0 && b !== 1) || (r !== null && !isRoomList(r)) || (x !== undefined && !isStringArray(x)) || (s !== undefined && !isCount(s))) {
     return invalid('bad broadcast header')
   }
+  const carrier = t === undefined ? null : carrierOf(t)
+  if (carrier === undefined) return invalid('bad broadcast header')
   // The body is a view into the reply ioredis read, memory ioredis never
   // reuses: the sockets may hold on to it until their (possibly corked) writes go out.
-  return valid({ kind: 'broadcast', binary: b === 1, rooms: r, exceptIds: x === undefined ? null : new Set(x), data })
+  return valid({ kind: 'broadcast', binary: b === 1, rooms: r, exceptIds: x === undefined ? null : new Set(x), sentAt: s ?? null, carrier, data })
+}
+
+/**
+ * A trace carrier from a header, copied into an object without a prototype
+ * (its keys are the publisher's to choose); undefined when it is not a small
+ * string → string object.
+ */
+function carrierOf (value: unknown): Record<string, string> | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
+  const entries = Object.entries(value)
+  if (entries.length > MAX_CARRIER_ENTRIES) return undefined
+  const carrier: Record<string, string> = Object.create(null)
+  for (const [key, item] of entries) {
+    if (key.length > MAX_CARRIER_KEY || typeof item !== 'string' || item.length > MAX_CARRIER_VALUE) return undefined
+    carrier[key] = item
+  }
+  return carrier
 }
 
 function decodeHistory ({ b, r, x, o, e }: Record<string, unknown>, data: Buffer): Decoded {
