@@ -4,11 +4,11 @@ import type { Context } from './context'
 import { performance } from 'node:perf_hooks'
 import { ABNORMAL_CLOSURE, CLOSE_GRACE_MS, CloseCode, OPEN, POSITIONS_WAIT_MS } from './constants'
 import { connectChannel, connectionCloseChannel, connectionOpenChannel, traced, type ConnectTraceContext } from './diagnostics'
-import { describe, errors } from './errors'
+import { errors } from './errors'
 import type { RouteState } from './inbound'
 import { protocolSend } from './outbound'
 import { isThenable } from './promise'
-import type { PresenceIdentity } from './presence/index'
+import { identityOf, type PresenceIdentity } from './presence/identity'
 import { decodeClientFrame, helloFrame, isRoomName, type Status } from './protocol'
 import type { Runtime } from './runtime'
 import { Session } from './session'
@@ -397,23 +397,6 @@ function closeCodeOf (errorCode: string | undefined): number {
     case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH': return CloseCode.MESSAGE_TOO_BIG
     default: return CloseCode.PROTOCOL_ERROR
   }
-}
-
-/** The longest presence key, and the largest meta (its JSON, in bytes). */
-export const MAX_PRESENCE_KEY_LENGTH = 256
-export const MAX_PRESENCE_META_BYTES = 4096
-
-function identityOf (key: unknown, meta: unknown): PresenceIdentity {
-  if (typeof key === 'number' && Number.isFinite(key)) key = String(key)
-  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_PRESENCE_KEY_LENGTH) {
-    throw new errors.FST_NEXUS_INVALID_PRESENCE(`a key that is not a string of 1 to ${MAX_PRESENCE_KEY_LENGTH} characters (${describe(key)})`)
-  }
-  // undefined (and a function) have no JSON form: the member's meta is null.
-  const json = JSON.stringify(meta) ?? 'null'
-  if (Buffer.byteLength(json) > MAX_PRESENCE_META_BYTES) {
-    throw new errors.FST_NEXUS_INVALID_PRESENCE(`a meta whose JSON is over ${MAX_PRESENCE_META_BYTES} bytes`)
-  }
-  return { key, meta: json }
 }
 
 function toBuffer (data: RawData): Buffer {

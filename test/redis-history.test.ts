@@ -1,12 +1,10 @@
 import t from 'tap'
-import Fastify, { type FastifyBaseLogger } from 'fastify'
 import { execFileSync } from 'node:child_process'
-import { Redis } from 'ioredis'
 import { RedisAdapter, redisAdapter } from '../lib/adapters/redis'
 import { encode } from '../lib/adapters/redis/wire'
-import type { AdapterHost, EncodedMessage, HistoryPolicy, Position, RedisClient } from '../types/index'
-import { logCapture } from './helpers/logs'
-import { REDIS_URL, RedisServer, messagesOf, redisClient, uniquePrefix, withRedis } from './helpers/redis'
+import type { EncodedMessage, HistoryPolicy, Position, RedisClient } from '../types/index'
+import { RecordingHost } from './helpers/host'
+import { REDIS_URL, RedisServer, deleteKeys, messagesOf, redisClient, uniquePrefix, withRedis } from './helpers/redis'
 import { freePort, type TestContext } from './helpers/server'
 import { until } from './helpers/wait'
 
@@ -20,58 +18,6 @@ t.setTimeout(180_000)
 
 // ------------------------------------------------------------------ helpers
 
-/** What `host.sequenced` was called with. */
-interface Sequenced {
-  room: string
-  position: Position
-  data: Buffer
-  binary: boolean
-  exceptIds: ReadonlySet<string> | null
-}
-
-/** A small real host: no rooms or connections of its own; it records the history calls of its adapter. */
-class RecordingHost implements AdapterHost {
-  readonly log: FastifyBaseLogger
-  readonly lines: any[]
-  readonly received: Sequenced[] = []
-  readonly resynced: string[] = []
-  /** resync() throws, as a broken host would */
-  failResync = false
-
-  constructor () {
-    const { stream, lines } = logCapture()
-    this.log = Fastify({ logger: { level: 'debug', stream } }).log
-    this.lines = lines
-  }
-
-  deliver (): number { return 0 }
-  rooms (): string[] { return [] }
-  roomSize (): number { return 0 }
-  connections (): number { return 0 }
-
-  sequenced (room: string, position: Position, message: EncodedMessage, exceptIds: ReadonlySet<string> | null): void {
-    this.received.push({ room, position, data: message.data, binary: message.binary, exceptIds })
-  }
-
-  resync (room: string): void {
-    this.resynced.push(room)
-    if (this.failResync) throw new Error('resync exploded')
-  }
-
-  presenceChanged (): void {}
-  presenceLost (): void {}
-
-  /** How many times `room` was resynced. */
-  resyncsOf (room: string): number {
-    return this.resynced.filter((name) => name === room).length
-  }
-
-  /** The offsets `sequenced` got for `room`, in the order it got them. */
-  offsetsOf (room: string): number[] {
-    return this.received.filter((call) => call.room === room).map((call) => call.position.offset)
-  }
-}
-
 interface Store {
   adapter: RedisAdapter
   host: RecordingHost
@@ -80,19 +26,6 @@ interface Store {
 /** Prefixes whose keys are deleted when their test ends (the hashes would stay a day in the shared Redis). */
 const forgotten = new Set<string>()
 
-async function forget (prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  redis.on('error', () => {})
-  try {
-    await redis.connect()
-    const keys = await redis.keys(`${prefix}:*`)
-    if (keys.length > 0) await redis.unlink(...keys)
-    await redis.quit()
-  } catch {
-    redis.disconnect()
-  }
-}
-
 /** An adapter on `url` (its own connections), initialised with a recording host; closed when the test ends. */
 async function store (t: TestContext, prefix: string, url = REDIS_URL): Promise<Store> {
   const adapter = redisAdapter({ url }, { prefix })
@@ -100,7 +33,7 @@ async function store (t: TestContext, prefix: string, url = REDIS_URL): Promise<
   t.teardown(() => adapter.close())
   if (url === REDIS_URL && !forgotten.has(prefix)) {
     forgotten.add(prefix)
-    t.teardown(() => forget(prefix))
+    t.teardown(() => deleteKeys(prefix))
   }
   await adapter.init(host)
   return { adapter, host }
@@ -475,7 +408,7 @@ withRedis(t, 'the history store against a real Redis', async (t) => {
     const subscriber = redisClient(t, REDIS_URL, { connectionName: name })
     const adapter = redisAdapter({ client: redisClient(t), subscriber }, { prefix })
     t.teardown(() => adapter.close())
-    t.teardown(() => forget(prefix))
+    t.teardown(() => deleteKeys(prefix))
     const host = new RecordingHost()
     adapter.roomActive('early')
     await adapter.init(host)

@@ -1,5 +1,4 @@
 import t from 'tap'
-import Fastify, { type FastifyBaseLogger } from 'fastify'
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
@@ -7,10 +6,10 @@ import { Redis } from 'ioredis'
 import { RedisAdapter, redisAdapter } from '../lib/adapters/redis'
 import type { PresenceTimings } from '../lib/adapters/redis/presence'
 import { encode } from '../lib/adapters/redis/wire'
-import type { AdapterHost, PresenceChange, PresenceMember, RedisClient, RedisConnection } from '../types/index'
-import { logCapture } from './helpers/logs'
+import type { PresenceChange, PresenceMember, RedisClient, RedisConnection } from '../types/index'
 import { childEnv, root, stopChild } from './helpers/processes'
-import { REDIS_URL, RedisServer, messagesOf, redisClient, uniquePrefix, withRedis } from './helpers/redis'
+import { type Changed, RecordingHost } from './helpers/host'
+import { REDIS_URL, RedisServer, deleteKeys, messagesOf, redisClient, uniquePrefix, withRedis } from './helpers/redis'
 import { freePort, type TestContext } from './helpers/server'
 import { until } from './helpers/wait'
 
@@ -24,69 +23,6 @@ t.setTimeout(180_000)
 
 // ------------------------------------------------------------------ helpers
 
-/** What `host.presenceChanged` was called with. */
-interface Changed {
-  room: string
-  seq: number
-  joined: PresenceMember[]
-  left: string[]
-}
-
-/** A small real host: no rooms or connections of its own; it records the presence calls of its adapter. */
-class RecordingHost implements AdapterHost {
-  readonly log: FastifyBaseLogger
-  readonly lines: any[]
-  readonly changes: Changed[] = []
-  readonly resynced: string[] = []
-  /** presenceLost() calls */
-  lost = 0
-  /** presenceLost() throws, as a broken host would */
-  failLost = false
-  /** called with every log message as the adapter logs it (synchronously) */
-  onLog: (msg: string) => void = () => {}
-
-  constructor () {
-    const { stream, lines } = logCapture()
-    const onLog = (msg: string): void => this.onLog(msg)
-    this.log = Fastify({
-      logger: {
-        level: 'debug',
-        stream,
-        hooks: {
-          logMethod (args, method) {
-            onLog(String(args.find((arg) => typeof arg === 'string')))
-            method.apply(this, args)
-          }
-        }
-      }
-    }).log
-    this.lines = lines
-  }
-
-  deliver (): number { return 0 }
-  rooms (): string[] { return [] }
-  roomSize (): number { return 0 }
-  connections (): number { return 0 }
-  sequenced (): void {}
-
-  resync (room: string): void {
-    this.resynced.push(room)
-  }
-
-  presenceChanged (room: string, seq: number, joined: readonly PresenceMember[], left: readonly string[]): void {
-    this.changes.push({ room, seq, joined: [...joined], left: [...left] })
-  }
-
-  presenceLost (): void {
-    this.lost++
-    if (this.failLost) throw new Error('presenceLost exploded')
-  }
-
-  changesOf (room: string): Changed[] {
-    return this.changes.filter((change) => change.room === room)
-  }
-}
-
 interface Store {
   adapter: RedisAdapter
   host: RecordingHost
@@ -94,19 +30,6 @@ interface Store {
 
 /** Prefixes whose keys are deleted when their test ends. */
 const forgotten = new Set<string>()
-
-async function forget (prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  redis.on('error', () => {})
-  try {
-    await redis.connect()
-    const keys = await redis.keys(`${prefix}:*`)
-    if (keys.length > 0) await redis.unlink(...keys)
-    await redis.quit()
-  } catch {
-    redis.disconnect()
-  }
-}
 
 interface StoreOptions {
   url?: string
@@ -122,7 +45,7 @@ async function store (t: TestContext, prefix: string, { url = REDIS_URL, connect
   t.teardown(() => adapter.close())
   if (url === REDIS_URL && !forgotten.has(prefix)) {
     forgotten.add(prefix)
-    t.teardown(() => forget(prefix))
+    t.teardown(() => deleteKeys(prefix))
   }
   await adapter.init(host)
   return { adapter, host }
@@ -682,7 +605,7 @@ withRedis(t, 'the presence store against a real Redis', async (t) => {
     // start() before init(): the beats wait for the host.
     const adapter = new RedisAdapter({ url: REDIS_URL }, { prefix }, BEATING)
     t.teardown(() => adapter.close())
-    t.teardown(() => forget(prefix))
+    t.teardown(() => deleteKeys(prefix))
     adapter.presence.start()
     adapter.presence.start()
     const host = new RecordingHost()

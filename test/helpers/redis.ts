@@ -58,6 +58,20 @@ export function redisClient (t: TestContext, url = REDIS_URL, options: Record<st
   return client
 }
 
+/** Deletes every key under a prefix in the shared Redis (what a store test left there); never throws. */
+export async function deleteKeys (prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  redis.on('error', () => {})
+  try {
+    await redis.connect()
+    const keys = await redis.keys(`${prefix}:*`)
+    if (keys.length > 0) await redis.unlink(...keys)
+    await redis.quit()
+  } catch {
+    redis.disconnect()
+  }
+}
+
 /** A channel prefix no other test (or test run) uses. */
 export function uniquePrefix (name: string): string {
   return `test-${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
