@@ -72,8 +72,8 @@ export class Hub<M extends Member = Member> implements AdapterHost {
   }
 
   delete (room: string): boolean {
-    const presence = this.presence
-    if (presence !== null && presence.policyOf(room) !== null) {
+    const presence = this.presenceIn(room)
+    if (presence !== null) {
       for (const member of this.index.membersOf(room)) presence.left(room, member)
     }
     return this.index.delete(room)
@@ -84,9 +84,10 @@ export class Hub<M extends Member = Member> implements AdapterHost {
   }
 
   join (room: string, member: M): void {
-    if (this.presence !== null && !this.index.membersOf(room).has(member) && this.presence.policyOf(room) !== null) {
+    const presence = this.presenceIn(room)
+    if (presence !== null && !this.index.membersOf(room).has(member)) {
       this.index.join(room, member)
-      this.presence.joined(room, member)
+      presence.joined(room, member)
       return
     }
     this.index.join(room, member)
@@ -111,17 +112,21 @@ export class Hub<M extends Member = Member> implements AdapterHost {
   }
 
   leave (room: string, member: M): void {
-    const presence = this.presence
-    if (presence !== null && this.index.membersOf(room).has(member) && presence.policyOf(room) !== null) presence.left(room, member)
+    if (this.presence !== null && this.index.membersOf(room).has(member)) this.presenceIn(room)?.left(room, member)
     this.index.leave(room, member)
   }
 
   leaveAll (member: M): void {
-    const presence = this.presence
-    if (presence !== null) {
-      for (const room of this.index.roomsOf(member)) if (presence.policyOf(room) !== null) presence.left(room, member)
+    if (this.presence !== null) {
+      for (const room of this.index.roomsOf(member)) this.presenceIn(room)?.left(room, member)
     }
     this.index.leaveAll(member)
+  }
+
+  /** The presence of a room that tracks it; null for any other room (and when none does: one check). */
+  private presenceIn (room: string): Presence<M> | null {
+    const presence = this.presence
+    return presence !== null && presence.policyOf(room) !== null ? presence : null
   }
 
   roomSize (room: string): number {

@@ -6,7 +6,7 @@ import type { Policies } from '../policies'
 import { PRESENCE_RETRY_MS, PRESENCE_WINDOW_MS, type PresenceHolder } from './identity'
 import { Views } from './views'
 
-export { PRESENCE_RETRY_MS, PRESENCE_WINDOW_MS, type PresenceHolder, type PresenceIdentity } from './identity'
+export type { PresenceHolder, PresenceIdentity } from './identity'
 
 /** This instance's connections of one key in one room. */
 interface Local {
