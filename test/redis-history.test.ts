@@ -1,6 +1,7 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { RedisAdapter, redisAdapter } from '../lib/adapters/redis'
+import { keySlot } from '../lib/adapters/redis/keys'
 import { encode } from '../lib/adapters/redis/wire'
 import type { EncodedMessage, HistoryPolicy, Position, RedisClient } from '../types/index'
 import { RecordingHost } from './helpers/host'
@@ -51,8 +52,10 @@ const text = (value: unknown): EncodedMessage => ({ data: Buffer.from(JSON.strin
 const bytes = (...values: number[]): EncodedMessage => ({ data: Buffer.from(values), binary: true })
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
-const metaKey = (prefix: string, room: string): string => `${prefix}:h:{${room}}`
-const streamKey = (prefix: string, room: string): string => `${prefix}:s:{${room}}`
+/** The room's hash tag as the README documents it: `{<room>}`, or `{\0}<room>\0` for a name starting with `}`. */
+const tagOf = (room: string): string => room.startsWith('}') ? `{\0}${room}\0` : `{${room}}`
+const metaKey = (prefix: string, room: string): string => `${prefix}:h:${tagOf(room)}`
+const streamKey = (prefix: string, room: string): string => `${prefix}:s:${tagOf(room)}`
 
 /** Rejects when `promise` does not settle within `ms`. */
 async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -344,6 +347,7 @@ withRedis(t, 'the history store against a real Redis', async (t) => {
     }
     for (const room of rooms) {
       t.equal(await redis.exists(metaKey(prefix, room), streamKey(prefix, room)), 2, `the keys of ${room}`)
+      t.equal(keySlot(metaKey(prefix, room)), keySlot(streamKey(prefix, room)), `the keys of ${room} hash to one slot`)
       t.same((await one.adapter.history.read(room, 0, 10)).messages[0].message.data.toString(), JSON.stringify(room))
     }
     await until(() => one.host.received.length === rooms.length + 1, 10000, 'every message back')

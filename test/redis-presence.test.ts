@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { RedisAdapter, redisAdapter } from '../lib/adapters/redis'
 import type { PresenceTimings } from '../lib/adapters/redis/presence'
+import { keySlot } from '../lib/adapters/redis/keys'
 import { encode } from '../lib/adapters/redis/wire'
 import type { PresenceChange, PresenceMember, RedisClient, RedisConnection } from '../types/index'
 import { childEnv, root, stopChild } from './helpers/processes'
@@ -67,12 +68,14 @@ const byKey = (a: PresenceMember, b: PresenceMember): number => (a.key < b.key ?
 /** A change with its lists sorted: the order within one change is the store's. */
 const sorted = (changed: Changed): Changed => ({ ...changed, joined: [...changed.joined].sort(byKey), left: [...changed.left].sort() })
 
+/** The room's hash tag as the README documents it: `{<room>}`, or `{\0}<room>\0` for a name starting with `}`. */
+const tagOf = (room: string): string => room.startsWith('}') ? `{\0}${room}\0` : `{${room}}`
 const keysOf = (prefix: string, room: string, uid: string): Record<string, string> => ({
-  pk: `${prefix}:pk:{${room}}`,
-  pm: `${prefix}:pm:{${room}}`,
-  pn: `${prefix}:pn:{${room}}`,
-  pi: `${prefix}:pi:{${room}}`,
-  inst: `${prefix}:p:{${room}}:${uid}`,
+  pk: `${prefix}:pk:${tagOf(room)}`,
+  pm: `${prefix}:pm:${tagOf(room)}`,
+  pn: `${prefix}:pn:${tagOf(room)}`,
+  pi: `${prefix}:pi:${tagOf(room)}`,
+  inst: `${prefix}:p:${tagOf(room)}:${uid}`,
   pr: `${prefix}:pr:{${uid}}`,
   lock: `${prefix}:reap:{${uid}}`
 })
@@ -386,7 +389,13 @@ withRedis(t, 'the presence store against a real Redis', async (t) => {
     }
     t.same(all, expected.sort(), 'the documented keys, and only those')
     t.same((await redis.smembers(`${prefix}:pr:{${one.adapter.uid}}`)).sort(), [...rooms].sort())
-    t.ok(all.every((name) => name === `${prefix}:pr:{${one.adapter.uid}}` || rooms.some((room) => name.includes(`{${room}}`))), '{room} in every room key')
+    t.ok(all.every((name) => name === `${prefix}:pr:{${one.adapter.uid}}` || rooms.some((room) => name.includes(tagOf(room)))), '{room} in every room key')
+    for (const [i, room] of rooms.entries()) {
+      const { pk, pm, pn, pi, inst } = keysOf(prefix, room, one.adapter.uid)
+      const slots = new Set([pk, pm, pn, pi, inst, `${prefix}:room:${tagOf(room)}`].map(keySlot))
+      // The room in the message would be raw control characters in the TAP stream: its index instead.
+      t.equal(slots.size, 1, `the keys of room ${i} and its cluster channel hash to one slot`)
+    }
   })
 
   t.test('count() is the number of members and of connections; read() lists them all', async (t) => {

@@ -707,6 +707,13 @@ declare namespace nexusRealtime {
    */
   export interface AdapterHistory {
     /**
+     * true when the store's rooms live on shards that fail independently (a
+     * Redis Cluster): writes to other rooms go on succeeding while one shard
+     * fails, so a run of failures is logged as ended only after a second
+     * without one.
+     */
+    readonly sharded?: boolean
+    /**
      * Stores a message of a history room and publishes it to every instance
      * that hosts the room, this one included (which delivers it through
      * `host.sequenced`), in one atomic step. Resolves with its position.
@@ -741,6 +748,13 @@ declare namespace nexusRealtime {
    * without one gets the plugin's in-memory store, right for one instance.
    */
   export interface AdapterPresence {
+    /**
+     * true when the store's rooms live on shards that fail independently (a
+     * Redis Cluster): writes to other rooms go on succeeding while one shard
+     * fails, so a run of failures is logged as ended only after a second
+     * without one.
+     */
+    readonly sharded?: boolean
     /** Called once at register when a room has a presence policy: liveness (and the removal of dead instances' members) starts. */
     start(): void
     /**
@@ -831,19 +845,35 @@ declare namespace nexusRealtime {
      * adapter's `history` rejects.
      */
     callBuffer?(command: string, ...args: Array<string | Buffer | number>): Promise<unknown>
+    /** sharded pub/sub (ioredis ≥ 5.3): used on a Redis Cluster */
+    spublish?(channel: string, message: Buffer): Promise<unknown>
+    ssubscribe?(...channels: string[]): Promise<unknown>
+    sunsubscribe?(...channels: string[]): Promise<unknown>
+    /** true on an ioredis `Cluster`: the adapter then uses sharded pub/sub */
+    readonly isCluster?: boolean
     on(event: string, listener: (...args: any[]) => void): unknown
     removeListener(event: string, listener: (...args: any[]) => void): unknown
   }
+
+  /** A startup node of a Redis Cluster, as ioredis's `Cluster` takes it. */
+  export type RedisClusterNode = string | number | { host?: string, port?: number }
 
   /**
    * Where the Redis adapter connects: a URL (it makes two connections with
    * ioredis and quits them on close), or your own ioredis connections, which
    * it never quits: `client` publishes, `subscriber` (a second connection, made
    * with `client.duplicate()` and then owned by the adapter when left out) subscribes.
+   *
+   * A Redis Cluster (sharded pub/sub, Redis ≥ 7, ioredis ≥ 5.3): its startup
+   * nodes as `cluster` (the adapter makes an ioredis `Cluster` with
+   * `clusterOptions`, and quits it on close), or your own ioredis `Cluster` as
+   * `client` (never quit). Either way the adapter subscribes through one
+   * connection of its own per master.
    */
   export type RedisConnection = (
-    | { url: string, client?: never, subscriber?: never }
-    | { client: RedisClient, subscriber?: RedisClient, url?: never }
+    | { url: string, client?: never, subscriber?: never, cluster?: never }
+    | { client: RedisClient, subscriber?: RedisClient, url?: never, cluster?: never }
+    | { cluster: RedisClusterNode[], clusterOptions?: Record<string, unknown>, url?: never, client?: never, subscriber?: never }
   ) & {
     /** The channel prefix may also be given here, as in `redisAdapter({ url, prefix })`. */
     prefix?: string
@@ -860,7 +890,7 @@ declare namespace nexusRealtime {
 
   /** The counters the Redis adapter adds to `manager.stats()` (a type, not an interface, so that it is a `Record<string, number>`). */
   export type RedisAdapterStats = {
-    /** 1 when both connections to Redis are ready, else 0 */
+    /** 1 when the connections to Redis are ready and every channel is subscribed, else 0 */
     redisConnected: number
     /** room channels subscribed: rooms with a member on this instance */
     redisRoomChannels: number

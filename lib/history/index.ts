@@ -4,6 +4,7 @@ import type { AdapterHistory, EncodedMessage, HistoryPage, HistoryPolicy, Histor
 import { asEncoded, type Encoded } from '../codec'
 import type { Counters } from '../counters'
 import { errors } from '../errors'
+import { FailureRun, SHARDED_QUIET } from '../failure-run'
 import type { Status } from '../protocol'
 import type { Member } from '../rooms'
 import type { Policies } from '../policies'
@@ -94,7 +95,8 @@ export class History<M extends Member> {
   /** memory store: rooms without a local member, least recently active first */
   private readonly idle = new Set<string>()
   private sweeper: NodeJS.Timeout | null = null
-  private failedRun = 0
+  /** failed appends, logged once per run */
+  private readonly failedRun: FailureRun
 
   constructor (policies: Policies, shared: AdapterHistory | null, hub: HistoryHub<M>, counters: Counters, log: () => FastifyBaseLogger) {
     this.policies = policies
@@ -102,6 +104,7 @@ export class History<M extends Member> {
     this.hub = hub
     this.counters = counters
     this.log = log
+    this.failedRun = new FailureRun(shared?.sharded === true ? SHARDED_QUIET : 0)
     if (shared === null) {
       this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL)
       this.sweeper.unref()
@@ -157,15 +160,14 @@ export class History<M extends Member> {
 
   private readonly stored = (): void => {
     this.counters.historyAppended++
-    if (this.failedRun === 0) return
-    this.log().info({ failed: this.failedRun }, 'History store works again')
-    this.failedRun = 0
+    const failed = this.failedRun.succeeded()
+    if (failed > 0) this.log().info({ failed }, 'History store works again')
   }
 
   private readonly notStored = (err: Error): void => {
     this.counters.historyFailures++
     // Logged once per run of failures, like the adapter's publish errors.
-    if (this.failedRun++ === 0) this.log().error({ err }, 'A message of a history room could not be stored: nobody received it')
+    if (this.failedRun.failed()) this.log().error({ err }, 'A message of a history room could not be stored: nobody received it')
   }
 
   /** Memory store: the next offset, kept in the ring, written to the local members. */

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { AdapterPresence, PresenceChange, PresenceCount, PresenceMember, PresencePolicy } from '../../types/index'
 import type { Counters } from '../counters'
 import { errors } from '../errors'
+import { FailureRun, SHARDED_QUIET } from '../failure-run'
 import type { Policies } from '../policies'
 import { PRESENCE_RETRY_MS, PRESENCE_WINDOW_MS, type PresenceHolder } from './identity'
 import { Views } from './views'
@@ -37,8 +38,8 @@ export class Presence<W extends PresenceHolder> {
   private readonly views: Views<W>
   private timer: NodeJS.Timeout | null = null
   private retry: NodeJS.Timeout | null = null
-  /** failed writes since the last one that went through (logged once per run) */
-  private failedRun = 0
+  /** failed writes, logged once per run */
+  private readonly failedRun: FailureRun
   private closed = false
 
   constructor (policies: Policies, store: AdapterPresence, counters: Counters, log: () => FastifyBaseLogger) {
@@ -46,6 +47,7 @@ export class Presence<W extends PresenceHolder> {
     this.store = store
     this.counters = counters
     this.log = log
+    this.failedRun = new FailureRun(store.sharded === true ? SHARDED_QUIET : 0)
     this.views = new Views<W>(store, counters, log, (room) => this.policyOf(room), () => { this.schedule() })
   }
 
@@ -147,13 +149,11 @@ export class Presence<W extends PresenceHolder> {
     try {
       await this.store.update(room, changes, replace)
       this.counters.presenceUpdates++
-      if (this.failedRun > 0) {
-        this.log().info({ failed: this.failedRun }, 'Presence writes work again')
-        this.failedRun = 0
-      }
+      const failed = this.failedRun.succeeded()
+      if (failed > 0) this.log().info({ failed }, 'Presence writes work again')
     } catch (err) {
       this.counters.presenceFailures++
-      if (this.failedRun++ === 0) this.log().error({ err, room }, 'Presence write failed: the room is written again, whole, once the store answers')
+      if (this.failedRun.failed()) this.log().error({ err, room }, 'Presence write failed: the room is written again, whole, once the store answers')
       // Written whole later: whatever went through of this write and the ones after it, the store ends up with what is here.
       this.whole.add(room)
       this.retry ??= setTimeout(() => {

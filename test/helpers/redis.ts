@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { WebSocket } from 'ws'
 import nexusRealtime from '../../lib/index'
-import type { Adapter } from '../../types/index'
+import type { Adapter, NexusRealtimeOptions } from '../../types/index'
 import { logCapture } from './logs'
 import { childEnv, root, stopChild } from './processes'
 import { type Client, connect, freePort, type TestContext } from './server'
@@ -104,10 +104,10 @@ export interface Node {
 }
 
 /** An app on the given adapter with a /ws route whose `?rooms=` are joined on connect. */
-export async function node (t: TestContext, adapter: Adapter, level = 'info'): Promise<Node> {
+export async function node (t: TestContext, adapter: Adapter, level = 'info', options: Omit<NexusRealtimeOptions, 'adapter'> = {}): Promise<Node> {
   const { stream, lines } = logCapture()
   const app = Fastify({ logger: { level, stream } })
-  await app.register(nexusRealtime, { adapter })
+  await app.register(nexusRealtime, { ...options, adapter })
   t.teardown(() => app.close())
   const sockets = new Map<string, WebSocket>()
   app.ws('/ws', {

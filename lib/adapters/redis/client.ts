@@ -4,16 +4,31 @@ import { describe, errors } from '../../errors'
 
 const DEFAULT_PREFIX = 'nexus'
 
-type RedisConstructor = new (url: string, options: Record<string, unknown>) => RedisClient
+type RedisConstructor = new (url: string | Record<string, unknown>, options?: Record<string, unknown>) => RedisClient
+type ClusterConstructor = new (nodes: unknown[], options: Record<string, unknown>) => RedisClient
 
-/** The two connections of an adapter: `pub` publishes, `sub` is subscribed (and can do nothing else). */
-export interface Connections {
+/**
+ * The connections of an adapter. On one Redis: `pub` publishes, `sub` is
+ * subscribed (and can do nothing else). On a Redis Cluster: `pub` is the
+ * cluster client, `sub` is null and `shard(host, port)` makes the subscribed
+ * connection to one master.
+ */
+export type Connections = {
   readonly pub: RedisClient
-  readonly sub: RedisClient
   /** the connections the adapter made, and quits on close */
   readonly owned: RedisClient[]
   readonly prefix: string
-}
+} & ({ readonly sub: RedisClient, readonly shard: null } | { readonly sub: null, readonly shard: (host: string, port: number) => RedisClient })
+
+/**
+ * The options of the connections the adapter makes. Commands are not queued
+ * while Redis is away: a broadcast then fails at once, and is counted. (Those
+ * already written when the connection dropped are sent again, first, when it
+ * is back: ioredis would otherwise leave their promises pending for ever.)
+ * Subscriptions are restored by the adapter itself when the subscriber is
+ * ready again.
+ */
+const CONNECTION_OPTIONS = { lazyConnect: true, enableOfflineQueue: false, autoResubscribe: false }
 
 function noop (): void {}
 
@@ -21,15 +36,17 @@ function noop (): void {}
  * Loads ioredis, an optional peer dependency: only `redisAdapter({ url })`
  * needs it, to make its own connections.
  */
-export function requireIoredis (id = 'ioredis'): RedisConstructor {
-  let ioredis: { Redis: RedisConstructor }
+export function requireIoredis (id = 'ioredis', field = 'redisAdapter().url'): RedisConstructor {
+  return loadIoredis(id, field).Redis
+}
+
+function loadIoredis (id: string, field: string): { Redis: RedisConstructor, Cluster: ClusterConstructor } {
   try {
-    ioredis = require(id)
+    // ioredis 5 and 6 both export the classes by these names.
+    return require(id)
   } catch (err) {
-    throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().url', `the "${id}" package to be installed (npm install ioredis), or { client, subscriber }`, (err as Error).message)
+    throw new errors.FST_NEXUS_INVALID_OPTION(field, `the "${id}" package to be installed (npm install ioredis), or { client, subscriber }`, (err as Error).message)
   }
-  // ioredis 5 and 6 both export the class by this name.
-  return ioredis.Redis
 }
 
 function isClient (value: unknown): value is RedisClient {
@@ -55,25 +72,26 @@ export function connectionsOf (connection: RedisConnection, options: RedisAdapte
     throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().prefix', 'a non-empty string', describe(prefix))
   }
 
-  const given = connection as { url?: unknown, client?: unknown, subscriber?: unknown }
+  const given = connection as { url?: unknown, client?: unknown, subscriber?: unknown, cluster?: unknown, clusterOptions?: unknown }
+  const forms = ['url', 'client', 'cluster'].filter((form) => given[form as keyof typeof given] !== undefined)
+  if (forms.length > 1) {
+    throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter()', 'one of { url }, { client, subscriber } or { cluster }', forms.join(' and '))
+  }
+  if (given.cluster !== undefined || (given.client as { isCluster?: unknown } | undefined)?.isCluster === true) {
+    return clusterConnections(given, prefix)
+  }
   if (given.url !== undefined) {
-    if (given.client !== undefined || given.subscriber !== undefined) {
+    if (given.subscriber !== undefined) {
       throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter()', 'either { url } or { client, subscriber }', 'both')
     }
     if (typeof given.url !== 'string' || !/^rediss?:\/\//i.test(given.url)) {
       throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().url', 'a redis:// or rediss:// URL', describe(given.url))
     }
     const Redis = requireIoredis()
-    // Connected in init(), so that an adapter that is never registered opens
-    // nothing. Commands are not queued while Redis is away: a broadcast then
-    // fails at once, and is counted. (Those already written when the
-    // connection dropped are sent again, first, when it is back: ioredis
-    // would otherwise leave their promises pending for ever.) Subscriptions
-    // are restored by the adapter itself when the subscriber is ready again.
-    const clientOptions = { lazyConnect: true, enableOfflineQueue: false, autoResubscribe: false }
-    const pub = new Redis(given.url, clientOptions)
-    const sub = new Redis(given.url, clientOptions)
-    return { pub, sub, owned: [pub, sub], prefix }
+    // Connected in init(), so that an adapter that is never registered opens nothing.
+    const pub = new Redis(given.url, CONNECTION_OPTIONS)
+    const sub = new Redis(given.url, CONNECTION_OPTIONS)
+    return { pub, sub, shard: null, owned: [pub, sub], prefix }
   }
 
   if (!isClient(given.client)) {
@@ -85,7 +103,7 @@ export function connectionsOf (connection: RedisConnection, options: RedisAdapte
       throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().subscriber', 'an ioredis client (the client has no duplicate())', 'undefined')
     }
     const sub = pub.duplicate()
-    return { pub, sub, owned: [sub], prefix }
+    return { pub, sub, shard: null, owned: [sub], prefix }
   }
   if (!isClient(given.subscriber)) {
     throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().subscriber', 'an ioredis client', describe(given.subscriber))
@@ -93,7 +111,53 @@ export function connectionsOf (connection: RedisConnection, options: RedisAdapte
   if (given.subscriber === pub) {
     throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().subscriber', 'a second connection (a subscribed connection cannot publish)', 'the client itself')
   }
-  return { pub, sub: given.subscriber, owned: [], prefix }
+  return { pub, sub: given.subscriber, shard: null, owned: [], prefix }
+}
+
+/**
+ * A Redis Cluster: `{ cluster: startupNodes, clusterOptions }` (the adapter
+ * makes an ioredis Cluster) or `{ client: anIoredisCluster }`. Either way the
+ * adapter subscribes through connections of its own, one per master, made
+ * with the cluster's connection options (password, TLS…).
+ */
+function clusterConnections (given: { client?: unknown, subscriber?: unknown, cluster?: unknown, clusterOptions?: unknown }, prefix: string): Connections {
+  // A brace would make the prefix part of the keys' hash tag, and split a room's keys over several slots.
+  if (/[{}]/.test(prefix)) {
+    throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().prefix', 'no { or } on a Redis Cluster (keys are hash-tagged by room)', describe(prefix))
+  }
+  if (given.subscriber !== undefined) {
+    throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().subscriber', 'nothing with a Redis Cluster (the adapter makes one subscribed connection per master)', describe(given.subscriber))
+  }
+  const { Redis, Cluster } = loadIoredis('ioredis', 'redisAdapter().cluster')
+  let pub: RedisClient
+  let owned: RedisClient[] = []
+  if (given.cluster !== undefined) {
+    if (!Array.isArray(given.cluster) || given.cluster.length === 0) {
+      throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().cluster', 'a non-empty array of startup nodes ({ host, port } or "redis://host:port")', describe(given.cluster))
+    }
+    const options = given.clusterOptions ?? {}
+    if (typeof options !== 'object' || options === null) {
+      throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().clusterOptions', 'ioredis Cluster options (an object)', describe(options))
+    }
+    // No retries: ioredis would send a failed publish again later, after newer ones (out of order).
+    pub = new Cluster(given.cluster, { ...CONNECTION_OPTIONS, maxRedirections: 0, ...options })
+    owned = [pub]
+  } else {
+    pub = given.client as RedisClient
+  }
+  if (typeof pub.spublish !== 'function') {
+    throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().client', 'an ioredis Cluster with sharded pub/sub (ioredis ≥ 5.3)', 'a client without spublish()')
+  }
+  const redisOptions = (pub as { options?: { redisOptions?: Record<string, unknown> } }).options?.redisOptions ?? {}
+  // Never reconnected by ioredis: after a failover the master may be gone, and the adapter opens the new one's.
+  const shard = (host: string, port: number): RedisClient => new Redis({ ...redisOptions, host, port, enableOfflineQueue: false, autoResubscribe: false, lazyConnect: false, retryStrategy: () => null })
+  return { pub, sub: null, shard, owned, prefix }
+}
+
+/** The node connections of an ioredis Cluster (none for another client). */
+export function nodesOf (client: RedisClient, role: 'all' | 'master' = 'all'): RedisClient[] {
+  const nodes = (client as { nodes?: (role: string) => RedisClient[] }).nodes
+  return typeof nodes === 'function' ? nodes.call(client, role) : []
 }
 
 /**
@@ -157,17 +221,18 @@ export class Listeners {
 
 /**
  * The log of the connections' health: one line when one of them fails,
- * however often ioredis then retries, and one when both are ready again.
+ * however often ioredis then retries, and one when all are ready again.
  */
 export class Outage {
   private readonly log: FastifyBaseLogger
-  private readonly clients: readonly RedisClient[]
+  private readonly healthy: () => boolean
   /** a failure was logged and its end has not been yet */
   private degraded = false
 
-  constructor (log: FastifyBaseLogger, clients: readonly RedisClient[]) {
+  /** `healthy`: every connection is ready (and every channel subscribed) */
+  constructor (log: FastifyBaseLogger, healthy: () => boolean) {
     this.log = log
-    this.clients = clients
+    this.healthy = healthy
   }
 
   failed (role: string, err: Error): void {
@@ -177,7 +242,7 @@ export class Outage {
   }
 
   ready (): void {
-    if (!this.degraded || !this.clients.every((client) => client.status === 'ready')) return
+    if (!this.degraded || !this.healthy()) return
     this.degraded = false
     this.log.info('Redis connection restored')
   }

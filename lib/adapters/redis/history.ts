@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { AdapterHistory, EncodedMessage, HistoryPolicy, HistoryRead, Position, RedisClient, StoredMessage } from '../../../types/index'
 import { encodedFrom } from '../../codec'
+import { type Publishing, roomTag } from './keys'
 import { historyFrameStart } from './wire'
 
 // ------------------------------------------------------------------ the store
@@ -36,8 +37,8 @@ end
 
 /**
  * KEYS hash, stream; ARGV candidate epoch, size, ttl, channel, frame head,
- * header start, body, binary ("1"/"0"). Numbers, stores and publishes one
- * message; returns { offset, epoch }.
+ * header start, body, binary ("1"/"0"), PUBLISH or SPUBLISH. Numbers, stores
+ * and publishes one message; returns { offset, epoch }.
  */
 const APPEND = META + `
 local epoch = meta(ARGV[1])
@@ -51,7 +52,7 @@ redis.call('PEXPIRE', KEYS[1], math.max(ttl, ${META_TTL}))
 local header = ARGV[6] .. ',"o":' .. string.format('%d', offset) .. ',"e":"' .. epoch .. '"}'
 local n = #header
 local length = string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. length .. header .. ARGV[7])
+redis.call(ARGV[9], ARGV[4], ARGV[5] .. length .. header .. ARGV[7])
 return { offset, epoch }
 `
 
@@ -96,14 +97,17 @@ type Entry = [id: Buffer, fields: [Buffer, Buffer, Buffer, Buffer, Buffer, Buffe
 export class RedisHistory implements AdapterHistory {
   private readonly client: RedisClient
   private readonly prefix: string
-  private readonly roomChannelPrefix: string
+  private readonly publishing: Publishing
   private readonly uid: Buffer
   private closed = false
+  /** on a cluster, a room's store is on one shard, and shards fail independently */
+  readonly sharded: boolean
 
-  constructor (client: RedisClient, prefix: string, roomChannelPrefix: string, uid: Buffer) {
+  constructor (client: RedisClient, prefix: string, publishing: Publishing, uid: Buffer) {
     this.client = client
     this.prefix = prefix
-    this.roomChannelPrefix = roomChannelPrefix
+    this.publishing = publishing
+    this.sharded = publishing.command === 'SPUBLISH'
     this.uid = uid
   }
 
@@ -115,7 +119,7 @@ export class RedisHistory implements AdapterHistory {
   async append (room: string, message: EncodedMessage, policy: HistoryPolicy, exceptIds: ReadonlySet<string> | null): Promise<Position> {
     const { head, headerStart } = historyFrameStart(this.uid, { room, binary: message.binary, exceptIds })
     const [offset, epoch] = await this.run(scripts.append, room, [
-      newEpoch(), policy.size, policy.ttl, this.roomChannelPrefix + room, head, headerStart, message.data, message.binary ? '1' : '0'
+      newEpoch(), policy.size, policy.ttl, this.publishing.channelOf(room), head, headerStart, message.data, message.binary ? '1' : '0', this.publishing.command
     ]) as [number, Buffer]
     return { offset, epoch: epoch.toString() }
   }
@@ -142,12 +146,19 @@ export class RedisHistory implements AdapterHistory {
     if (this.closed) throw new Error('the Redis adapter is closed')
     if (client.status !== 'ready') throw new Error(`Redis connection is ${client.status}`)
     if (typeof client.callBuffer !== 'function') throw new Error('the Redis client has no callBuffer(): history rooms need an ioredis client')
-    const keys = [`${this.prefix}:h:{${room}}`, `${this.prefix}:s:{${room}}`]
+    const tag = roomTag(room)
+    const keys = [`${this.prefix}:h:${tag}`, `${this.prefix}:s:${tag}`]
     try {
-      return await client.callBuffer('EVALSHA', which.sha, keys.length, ...keys, ...args)
+      try {
+        return await client.callBuffer('EVALSHA', which.sha, keys.length, ...keys, ...args)
+      } catch (err) {
+        // On a cluster client without retries (the adapter's own) the message is wrapped: "Too many Cluster redirections. Last error: …NOSCRIPT…".
+        if (!(err as Error).message.includes('NOSCRIPT')) throw err
+        return await client.callBuffer('EVAL', which.source, keys.length, ...keys, ...args)
+      }
     } catch (err) {
-      if (!(err as Error).message.startsWith('NOSCRIPT')) throw err
-      return await client.callBuffer('EVAL', which.source, keys.length, ...keys, ...args)
+      this.publishing.failed()
+      throw err
     }
   }
 }

@@ -3,11 +3,15 @@ import type { Adapter, AdapterFetchOptions, AdapterHistory, AdapterHost, Adapter
 import type { RedisAdapterOptions, RedisAdapterStats, RedisClient, RedisConnection, RedisLagEvent, RedisPublishEvent } from '../../../types/index'
 import { performance } from 'node:perf_hooks'
 import { encodedFrom } from '../../codec'
+import { FailureRun, SHARDED_QUIET } from '../../failure-run'
 import { redisLagChannel, redisPublishChannel } from '../../diagnostics'
-import { Listeners, Outage, connectionsOf, quit, settled } from './client'
+import { Listeners, Outage, connectionsOf, nodesOf, quit, settled } from './client'
 import { RedisHistory } from './history'
+import { roomTag } from './keys'
 import { type PresenceTimings, RedisPresence } from './presence'
 import { PendingQueries } from './queries'
+import { ShardedSubscriptions } from './sharded'
+import { ClassicSubscriptions, type Subscriptions } from './subscriptions'
 import { type Question, type ReceivedMessage, UID_BYTES, decode, encode, ownEcho } from './wire'
 
 export { requireIoredis } from './client'
@@ -29,6 +33,10 @@ const isRoomList = (value: unknown): value is string[] => Array.isArray(value)
  * rooms it hosts; `broadcastAll` and multi-room broadcasts go through one
  * channel every instance subscribes to.
  *
+ * On a Redis Cluster every channel is a shard channel (SPUBLISH, SSUBSCRIBE on
+ * the master of its slot, `sharded.ts`), and a room's channel carries the
+ * room's hash tag: it lives on the shard that holds the room's keys.
+ *
  * History rooms are kept in Redis Streams (`history`): a message is numbered,
  * stored and published to the room's channel in one script, and comes back to
  * every instance hosting the room, this one included, through `host.sequenced`.
@@ -44,7 +52,12 @@ export class RedisAdapter implements Adapter {
   readonly uid: string
   private readonly uidBytes: Buffer
   private readonly pub: RedisClient
-  private readonly sub: RedisClient
+  /** the subscribed side: one connection, or one per master of a cluster */
+  private readonly subscriptions: Subscriptions
+  /** sharded pub/sub (a Redis Cluster) */
+  private readonly sharded: boolean
+  /** after a failed command: on a cluster, reads the slots again soon (a master may have failed over) */
+  private readonly slotsMayHaveMoved: () => void
   /** the connections this adapter made, and quits on close */
   private readonly owned: RedisClient[]
   private readonly prefix: string
@@ -54,10 +67,8 @@ export class RedisAdapter implements Adapter {
   /** followed by the uid of the instance that asked */
   private readonly answerChannelPrefix: string
   private readonly roomChannelPrefix: string
-  /** rooms with a local member: their channels are (to be) subscribed */
-  private readonly roomChannels = new Set<string>()
-  /** channels whose unsubscribe could not be sent: undone when the subscriber is ready again */
-  private readonly staleChannels = new Set<string>()
+  /** rooms with a local member: their channels (to be) subscribed, to their rooms */
+  private readonly roomChannels = new Map<string, string>()
   private readonly queries = new PendingQueries()
   /** The history rooms' store, shared by the instances: Redis Streams on the publishing connection. */
   readonly history: AdapterHistory
@@ -76,20 +87,20 @@ export class RedisAdapter implements Adapter {
 
   /** what the adapter answers for and delivers to; also its logger */
   private host: AdapterHost | undefined
-  /** init() has set up the subscriptions once; later 'ready' events restore them */
-  private started = false
   private closed = false
-  /** failed publishes since the last one that went through (logged once per run) */
-  private failedRun = 0
+  /** failed publishes, logged once per run */
+  private readonly failedRun: FailureRun
   private lastInvalidLog = -Infinity
   private invalidSinceLog = 0
 
   /** `presenceTimings`: for tests, shorter heartbeats than the defaults (5 s, dead after 15 s). */
   constructor (connection: RedisConnection, options: RedisAdapterOptions = {}, presenceTimings: Partial<PresenceTimings> = {}) {
-    const { pub, sub, owned, prefix } = connectionsOf(connection, options)
+    const connections = connectionsOf(connection, options)
+    const { pub, owned, prefix } = connections
     this.pub = pub
-    this.sub = sub
     this.owned = owned
+    this.sharded = connections.sub === null
+    this.failedRun = new FailureRun(this.sharded ? SHARDED_QUIET : 0)
     this.uidBytes = randomBytes(UID_BYTES)
     this.uid = this.uidBytes.toString('hex')
     this.prefix = prefix
@@ -98,10 +109,31 @@ export class RedisAdapter implements Adapter {
     this.answerChannelPrefix = `${prefix}:answer:`
     this.answerChannel = this.answerChannelPrefix + this.uid
     this.roomChannelPrefix = `${prefix}:room:`
-    this.store = new RedisHistory(pub, prefix, this.roomChannelPrefix, this.uidBytes)
+    const fixed = [this.allChannel, this.queryChannel, this.answerChannel]
+    if (connections.sub === null) {
+      // A failover seen by the subscriptions is told to the cluster client at once: it
+      // routes commands by its own map of the slots, which it reads again only now and then.
+      const refresh = (pub as { refreshSlotsCache?: () => void }).refreshSlotsCache
+      const sharded = new ShardedSubscriptions(pub, connections.shard, fixed, () => refresh?.call(pub))
+      this.subscriptions = sharded
+      this.slotsMayHaveMoved = () => sharded.check()
+    } else {
+      this.subscriptions = new ClassicSubscriptions(connections.sub, !owned.includes(connections.sub), fixed)
+      this.slotsMayHaveMoved = noop
+    }
+    const publishing = { command: this.sharded ? 'SPUBLISH' : 'PUBLISH', channelOf: this.channelOf, failed: this.slotsMayHaveMoved } as const
+    this.store = new RedisHistory(pub, prefix, publishing, this.uidBytes)
     this.history = this.store
-    this.presenceStore = new RedisPresence(pub, prefix, this.roomChannelPrefix, this.uidBytes, presenceTimings)
+    this.presenceStore = new RedisPresence(pub, prefix, publishing, this.uidBytes, presenceTimings)
     this.presence = this.presenceStore
+  }
+
+  /** A room's channel: `<prefix>:room:<room>` on one Redis; on a cluster with the room's hash tag, on the shard of its keys. */
+  private readonly channelOf = (room: string): string => this.roomChannelPrefix + (this.sharded ? roomTag(room) : room)
+
+  /** PUBLISH, or SPUBLISH on a cluster (routed by ioredis to the master of the channel's slot). */
+  private send (channel: string, frame: Buffer): Promise<number> {
+    return this.sharded ? (this.pub.spublish as NonNullable<RedisClient['spublish']>)(channel, frame) as Promise<number> : this.pub.publish(channel, frame)
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -114,23 +146,32 @@ export class RedisAdapter implements Adapter {
   async init (host: AdapterHost): Promise<void> {
     this.host = host
     this.presenceStore.attach(host)
-    const outage = new Outage(host.log, [this.pub, this.sub])
+    const outage = new Outage(host.log, () => this.healthy)
     this.listeners.on(this.pub, 'error', (err: Error) => outage.failed('publisher', err))
-    this.listeners.on(this.sub, 'error', (err: Error) => outage.failed('subscriber', err))
     this.listeners.on(this.pub, 'ready', () => outage.ready())
-    this.listeners.on(this.sub, 'ready', () => {
-      outage.ready()
-      if (this.started) void this.restoreSubscriptions()
-    })
-    this.listeners.on(this.sub, 'messageBuffer', (channel: Buffer, payload: Buffer) => this.receive(host, channel.toString(), payload))
 
-    await settled([this.pub, this.sub])
-    this.started = true
-    if (this.sub.status === 'ready') {
-      await this.restoreSubscriptions()
-    } else {
+    await settled(this.sharded ? [this.pub] : [this.pub, ...this.owned.filter((client) => client !== this.pub)])
+    if (this.sharded) {
+      // ioredis connects to a node at its first command, and refuses the commands that come while it
+      // connects (they would be retried after newer ones): every node is connected as soon as it is known.
+      this.listeners.on(this.pub, '+node', (added: RedisClient) => { void settled([added]) })
+      await settled(nodesOf(this.pub, 'master'))
+    }
+    await this.subscriptions.start({
+      message: (channel, payload) => this.receive(host, channel, payload),
+      subscribed: (channel) => this.resubscribed(channel),
+      failed: (role, err) => outage.failed(role, err),
+      ready: () => outage.ready(),
+      debug: (err, message) => host.log.debug({ err }, message)
+    })
+    if (!this.healthy) {
       host.log.warn({ prefix: this.prefix }, 'Redis is not reachable at startup: broadcasts reach this instance only until it is')
     }
+  }
+
+  /** Every connection is ready and every channel subscribed. */
+  private get healthy (): boolean {
+    return this.pub.status === 'ready' && this.subscriptions.ready
   }
 
   /** Quits the connections it made; leaves the ones it was given as they were, minus its subscriptions and listeners. */
@@ -141,68 +182,41 @@ export class RedisAdapter implements Adapter {
     this.store.close()
     this.presenceStore.close()
     this.listeners.removeAll()
-    if (!this.owned.includes(this.sub) && this.sub.status === 'ready') {
-      await this.sub.unsubscribe(this.allChannel, this.queryChannel, this.answerChannel, ...this.roomChannels).catch(noop)
-    }
+    await this.subscriptions.close()
     await quit(this.owned)
     // Rooms emptied after close (the host's bookkeeping) find no channel to release.
     this.roomChannels.clear()
   }
 
-  /** Subscribes every channel this instance needs (after a connect or a reconnect). */
-  private async restoreSubscriptions (): Promise<void> {
-    // A channel active again meanwhile is no longer stale (roomActive() took it out).
-    const stale = [...this.staleChannels]
-    const rooms = [...this.roomChannels]
-    try {
-      await this.sub.subscribe(this.allChannel, this.queryChannel, this.answerChannel, ...rooms)
-      // Messages of these rooms may have been missed while the subscriber was away.
-      for (const channel of rooms) this.resubscribed(channel)
-      if (stale.length > 0) {
-        await this.sub.unsubscribe(...stale)
-        for (const channel of stale) this.staleChannels.delete(channel)
-      }
-    } catch (err) {
-      // The connection dropped again: its next 'ready' runs this again.
-      this.host?.log.debug({ err }, 'Redis subscriptions not restored yet')
-    }
-  }
-
   // ---------------------------------------------------------------- rooms
 
   roomActive (room: string): void {
-    const channel = this.roomChannelPrefix + room
+    if (this.closed) return
+    const channel = this.channelOf(room)
     if (this.roomChannels.has(channel)) return
-    this.roomChannels.add(channel)
-    this.staleChannels.delete(channel)
-    if (this.started && !this.closed && this.sub.status === 'ready') {
-      // A failure means the connection dropped: its next 'ready' subscribes again.
-      this.sub.subscribe(channel).then(() => this.resubscribed(channel), noop)
-    }
+    this.roomChannels.set(channel, room)
+    this.subscriptions.add(channel)
   }
 
   /**
-   * A room channel is subscribed (again): from now on its messages arrive, and
-   * the host reads from the history store what it may have missed before.
+   * A channel is subscribed (again): from now on its messages arrive, and for
+   * a room's channel the host reads from the stores what it may have missed before.
    */
   private resubscribed (channel: string): void {
+    const room = this.roomChannels.get(channel)
+    if (room === undefined) return
     const host = this.host as AdapterHost
     try {
-      host.resync(channel.slice(this.roomChannelPrefix.length))
+      host.resync(room)
     } catch (err) {
       host.log.error({ err, channel }, 'Failed to resync a room after its channel was subscribed')
     }
   }
 
   roomIdle (room: string): void {
-    const channel = this.roomChannelPrefix + room
+    const channel = this.channelOf(room)
     if (!this.roomChannels.delete(channel)) return
-    // An unsubscribe that cannot go out now is left to the next restore (on 'ready').
-    if (this.sub.status !== 'ready') {
-      this.staleChannels.add(channel)
-      return
-    }
-    this.sub.unsubscribe(channel).catch(() => this.staleChannels.add(channel))
+    this.subscriptions.remove(channel)
   }
 
   // ---------------------------------------------------------------- publish
@@ -216,7 +230,7 @@ export class RedisAdapter implements Adapter {
       rooms = target.rooms.length > 1 ? [...new Set(target.rooms)] : target.rooms
       if (rooms.length === 0) return
       // One room: its own channel, which only instances hosting it subscribe.
-      if (rooms.length === 1) channel = this.roomChannelPrefix + rooms[0]
+      if (rooms.length === 1) channel = this.channelOf(rooms[0])
     }
     // The publish time goes with every broadcast: the receiving instance's
     // `nexus.redis.lag` subscribers need it, whoever listens here.
@@ -233,7 +247,7 @@ export class RedisAdapter implements Adapter {
       this.publishFailed(new Error(`Redis connection is ${this.pub.status}`))
       return
     }
-    const reply = this.pub.publish(channel, frame)
+    const reply = this.send(channel, frame)
     if (redisPublishChannel.hasSubscribers) {
       const sent = performance.now()
       reply.then(() => {
@@ -247,16 +261,16 @@ export class RedisAdapter implements Adapter {
 
   private readonly published = (): void => {
     this.counters.redisPublished++
-    if (this.failedRun === 0) return
-    this.host?.log.info({ failed: this.failedRun }, 'Redis publish works again')
-    this.failedRun = 0
+    const failed = this.failedRun.succeeded()
+    if (failed > 0) this.host?.log.info({ failed }, 'Redis publish works again')
   }
 
   private readonly publishFailed = (err: Error): void => {
     this.counters.redisPublishErrors++
+    this.slotsMayHaveMoved()
     if (redisPublishChannel.hasSubscribers) redisPublishChannel.publish({ error: err } satisfies RedisPublishEvent)
     // Logged once per run of failures; the count is in stats() and in the line that ends the run.
-    if (this.failedRun++ === 0) {
+    if (this.failedRun.failed()) {
       this.host?.log.error({ err }, 'Redis publish failed: this broadcast reached this instance only')
     }
   }
@@ -310,7 +324,7 @@ export class RedisAdapter implements Adapter {
         // Answered with this instance's own view; the asking instance times out on its own if the answer is lost.
         const value = message.query === 'rooms' ? host.rooms() : message.query === 'size' ? host.roomSize(message.room) : host.connections()
         const answer = encode(this.uidBytes, { kind: 'answer', id: message.id, value })
-        this.pub.publish(this.answerChannelPrefix + message.origin, answer).catch(noop)
+        this.send(this.answerChannelPrefix + message.origin, answer).catch(noop)
         break
       }
       case 'answer':
@@ -356,7 +370,7 @@ export class RedisAdapter implements Adapter {
 
   stats (): RedisAdapterStats {
     return {
-      redisConnected: this.pub.status === 'ready' && this.sub.status === 'ready' ? 1 : 0,
+      redisConnected: this.healthy ? 1 : 0,
       redisRoomChannels: this.roomChannels.size,
       ...this.counters,
       redisQueryTimeouts: this.queries.timeouts,
@@ -371,10 +385,10 @@ export class RedisAdapter implements Adapter {
    * Answers were checked at decode; `accepts` only tells a count from a list.
    */
   private async ask<T> (question: Question, timeout: number, accepts: (value: unknown) => value is T): Promise<T[]> {
-    if (timeout === 0 || this.closed || this.pub.status !== 'ready' || this.sub.status !== 'ready') return []
+    if (timeout === 0 || this.closed || !this.healthy) return []
     return await this.queries.ask(timeout, accepts, async (id) => {
-      const receivers = await this.pub.publish(this.queryChannel, encode(this.uidBytes, { kind: 'query', id, ...question }))
-      // Every instance's subscriber received it, this one's included.
+      const receivers = await this.send(this.queryChannel, encode(this.uidBytes, { kind: 'query', id, ...question }))
+      // Every instance's subscriber received it, this one's included (on a cluster, all subscribe on the channel's master).
       return receivers - 1
     })
   }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { AdapterHost, AdapterPresence, PresenceChange, PresenceCount, PresenceMember, PresenceSnapshot, RedisClient } from '../../../types/index'
+import { type Publishing, roomTag } from './keys'
 import { presenceFrameHead } from './wire'
 
 // ------------------------------------------------------------------ the store
@@ -48,7 +49,7 @@ end
 
 /**
  * KEYS pk, pm, pn, pi, inst; ARGV uid, replace ("1"/"0"), channel, frame
- * head, room, then key, connections, meta per change. Applies one instance's
+ * head, room, PUBLISH or SPUBLISH, then key, connections, meta per change. Applies one instance's
  * changes; when the room's members changed, numbers the change and publishes
  * it. Returns { seq (0: nothing changed), the instance's keys left in the room }.
  */
@@ -85,7 +86,7 @@ local function apply (key, new, meta)
 end
 
 local given = {}
-for i = 6, #ARGV, 3 do
+for i = 7, #ARGV, 3 do
   given[ARGV[i]] = true
   apply(ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2])
 end
@@ -113,7 +114,7 @@ end
 local header = '{"r":' .. quote(ARGV[5]) .. ',"s":' .. string.format('%d', seq) .. ',"u":[' .. table.concat(joined, ',') .. '],"l":[' .. table.concat(left, ',') .. ']}'
 local n = #header
 local length = string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. length .. header)
+redis.call(ARGV[6], ARGV[3], ARGV[4] .. length .. header)
 return { seq, here }
 `
 
@@ -175,7 +176,9 @@ type Arg = string | number | Buffer
 export class RedisPresence implements AdapterPresence {
   private readonly client: RedisClient
   private readonly prefix: string
-  private readonly roomChannelPrefix: string
+  private readonly publishing: Publishing
+  /** on a cluster, a room's store is on one shard, and shards fail independently */
+  readonly sharded: boolean
   /** this instance's uid, hex */
   private readonly uid: string
   private readonly head: Buffer
@@ -193,10 +196,11 @@ export class RedisPresence implements AdapterPresence {
   private closed = false
   private reapedCount = 0
 
-  constructor (client: RedisClient, prefix: string, roomChannelPrefix: string, uid: Buffer, timings: Partial<PresenceTimings> = {}) {
+  constructor (client: RedisClient, prefix: string, publishing: Publishing, uid: Buffer, timings: Partial<PresenceTimings> = {}) {
     this.client = client
     this.prefix = prefix
-    this.roomChannelPrefix = roomChannelPrefix
+    this.publishing = publishing
+    this.sharded = publishing.command === 'SPUBLISH'
     this.uid = uid.toString('hex')
     this.head = presenceFrameHead(uid)
     this.timings = { ...DEFAULT_PRESENCE_TIMINGS, ...timings }
@@ -228,7 +232,7 @@ export class RedisPresence implements AdapterPresence {
   async update (room: string, changes: readonly PresenceChange[], replace: boolean): Promise<void> {
     this.check()
     this.used = true
-    const args: Arg[] = [this.uid, replace ? '1' : '0', this.roomChannelPrefix + room, this.head, room]
+    const args: Arg[] = this.updateArgs(this.uid, replace, room)
     let gives = false
     for (const { key, connections, meta } of changes) {
       // A script that fails half-way keeps what it wrote: nothing it would choke on is sent.
@@ -239,9 +243,10 @@ export class RedisPresence implements AdapterPresence {
     const pr = this.roomsKey(this.uid)
     this.pending.set(room, (this.pending.get(room) ?? 0) + 1)
     try {
-      // Sent together, in this order: the room is in `pr` before the entries are written.
-      const listed = gives && !this.listed.has(room) ? this.call('SADD', pr, room) : undefined
-      const [[, here]] = await Promise.all([this.run(scripts.update, this.roomKeys(room, this.uid), args) as Promise<[number, number]>, listed])
+      // The room is in `pr` before the entries are written, so that a reaper finds them. On a
+      // cluster the two are on different shards: sent one after the other (only at a room's first entry).
+      if (gives && !this.listed.has(room)) await this.call('SADD', pr, room)
+      const [, here] = await this.run(scripts.update, this.roomKeys(room, this.uid), args) as [number, number]
       if (gives) this.listed.add(room)
       // An update sent after this one may have given entries again: it is the one to tell.
       if (here === 0 && this.pending.get(room) === 1) {
@@ -363,7 +368,7 @@ export class RedisPresence implements AdapterPresence {
     const rooms = await this.call('SMEMBERS', pr) as Buffer[]
     for (const name of rooms) {
       const room = name.toString()
-      await this.run(scripts.update, this.roomKeys(room, uid), [uid, '1', this.roomChannelPrefix + room, this.head, room])
+      await this.run(scripts.update, this.roomKeys(room, uid), this.updateArgs(uid, true, room))
     }
     await this.call('DEL', pr)
     return rooms.length
@@ -372,9 +377,14 @@ export class RedisPresence implements AdapterPresence {
   // ---------------------------------------------------------------- Redis
 
   private roomKeys (room: string, uid: string): string[] {
-    const tag = `{${room}}`
+    const tag = roomTag(room)
     const p = this.prefix
     return [`${p}:pk:${tag}`, `${p}:pm:${tag}`, `${p}:pn:${tag}`, `${p}:pi:${tag}`, `${p}:p:${tag}:${uid}`]
+  }
+
+  /** The update script's arguments before the changes. */
+  private updateArgs (uid: string, replace: boolean, room: string): Arg[] {
+    return [uid, replace ? '1' : '0', this.publishing.channelOf(room), this.head, room, this.publishing.command]
   }
 
   private roomsKey (uid: string): string {
@@ -400,10 +410,16 @@ export class RedisPresence implements AdapterPresence {
   /** Runs a script: EVALSHA, and EVAL when Redis does not have it (yet, or any more). */
   private async run (which: Script, keys: readonly string[], args: readonly Arg[]): Promise<unknown> {
     try {
-      return await this.call('EVALSHA', which.sha, keys.length, ...keys, ...args)
+      try {
+        return await this.call('EVALSHA', which.sha, keys.length, ...keys, ...args)
+      } catch (err) {
+        // On a cluster client without retries (the adapter's own) the message is wrapped: "Too many Cluster redirections. Last error: …NOSCRIPT…".
+        if (!(err as Error).message.includes('NOSCRIPT')) throw err
+        return await this.call('EVAL', which.source, keys.length, ...keys, ...args)
+      }
     } catch (err) {
-      if (!(err as Error).message.startsWith('NOSCRIPT')) throw err
-      return await this.call('EVAL', which.source, keys.length, ...keys, ...args)
+      this.publishing.failed()
+      throw err
     }
   }
 }

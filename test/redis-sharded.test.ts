@@ -1,0 +1,358 @@
+import t from 'tap'
+import { Cluster, Redis } from 'ioredis'
+import { RedisAdapter, redisAdapter } from '../lib/adapters/redis'
+import { errors } from '../lib/errors'
+import type { Adapter, RedisAdapterStats, RedisClient } from '../types/index'
+import { adapterContract } from './helpers/adapter-contract'
+import { type Changed, RecordingHost } from './helpers/host'
+import { type Node, messagesOf, node, uniquePrefix } from './helpers/redis'
+import { type ClusterMaster, type ClusterNodeAddress, RedisCluster, clusterSupported, keySlot } from './helpers/redis-cluster'
+import { type Client, freePort, type TestContext } from './helpers/server'
+import { until } from './helpers/wait'
+
+// The Redis adapter on a real Redis Cluster (test/helpers/redis-cluster.ts
+// starts one of local redis-server processes): sharded pub/sub, each room's
+// keys and channel on one shard, the adapter contract, and a master killed
+// mid-traffic.
+
+// Bounded per file: starting clusters and failing one over takes seconds on a busy 2-core machine.
+t.setTimeout(300_000)
+
+/** A room's channel on a cluster, with the room's hash tag. */
+const channelOf = (prefix: string, room: string): string => `${prefix}:room:{${room}}`
+
+/** Room names `<base>-<n>`, `count` of them on each master, in the masters' order. */
+async function roomsOnEveryShard (cluster: RedisCluster, prefix: string, base: string, count = 1): Promise<string[][]> {
+  const masters = await cluster.masters()
+  const byMaster = masters.map(() => [] as string[])
+  for (let n = 0; byMaster.some((rooms) => rooms.length < count); n++) {
+    const room = `${base}-${n}`
+    const slot = keySlot(channelOf(prefix, room))
+    const i = masters.findIndex(({ slots }) => slots.some(([first, last]) => first <= slot && slot <= last))
+    if (byMaster[i].length < count) byMaster[i].push(room)
+  }
+  return byMaster
+}
+
+/** A plain connection to one node, closed when the test ends. */
+function plain (t: TestContext, address: ClusterNodeAddress): Redis {
+  const redis = new Redis({ host: address.host, port: address.port, maxRetriesPerRequest: 1 })
+  redis.on('error', () => {})
+  t.teardown(() => { redis.disconnect() })
+  return redis
+}
+
+/** The stats of the adapter of a node. */
+const statsOf = (instance: Node): RedisAdapterStats & Record<string, number> => instance.app.getWebSocket().stats() as unknown as RedisAdapterStats & Record<string, number>
+
+/** Every channel of the adapter subscribed, on every shard. */
+async function subscribed (instance: Node, rooms: number): Promise<void> {
+  await until(() => statsOf(instance).redisConnected === 1 && statsOf(instance).redisRoomChannels === rooms, 20_000, `${rooms} room channels subscribed`)
+}
+
+const received = (client: Client): any[] => client.messages.slice(1)
+
+/** Whether this machine can start a cluster; under CI=true it must. */
+async function clusterRuns (t: tap.Test): Promise<boolean> {
+  if (await clusterSupported()) return true
+  if (process.env.CI === 'true') t.fail('redis-server and redis-cli of version 7 or later are missing, and CI=true: the cluster tests must run in CI')
+  else t.plan(0, 'no redis-server and redis-cli of version 7 or later on this machine')
+  return false
+}
+
+t.test('redisAdapter() checks a cluster connection', async (t) => {
+  const fake = (extra: Record<string, unknown> = {}): RedisClient => ({
+    status: 'wait',
+    isCluster: true,
+    publish: async () => 0,
+    spublish: async () => 0,
+    subscribe: async () => {},
+    unsubscribe: async () => {},
+    connect: async () => {},
+    quit: async () => 'OK',
+    disconnect: () => {},
+    on: () => {},
+    removeListener: () => {},
+    ...extra
+  } as unknown as RedisClient)
+  const nodes = [{ host: '127.0.0.1', port: 7000 }]
+  const cases: Array<[string, () => unknown, RegExp]> = [
+    ['an empty list of nodes', () => redisAdapter({ cluster: [] }), /"redisAdapter\(\).cluster": expected a non-empty array of startup nodes/],
+    ['nodes that are not a list', () => redisAdapter({ cluster: 'redis://x' as never }), /"redisAdapter\(\).cluster".*received the string/],
+    ['cluster options that are not an object', () => redisAdapter({ cluster: nodes, clusterOptions: 3 as never }), /"redisAdapter\(\).clusterOptions": expected ioredis Cluster options/],
+    ['cluster and url', () => redisAdapter({ cluster: nodes, url: 'redis://x' } as never), /one of \{ url \}, \{ client, subscriber \} or \{ cluster \}, received url and cluster/],
+    ['cluster and client', () => redisAdapter({ cluster: nodes, client: fake() } as never), /received client and cluster/],
+    ['a subscriber beside a cluster client', () => redisAdapter({ client: fake(), subscriber: fake({ isCluster: false }) }), /"redisAdapter\(\).subscriber": expected nothing with a Redis Cluster/],
+    ['a cluster client without sharded pub/sub', () => redisAdapter({ client: fake({ spublish: undefined }) }), /"redisAdapter\(\).client": expected an ioredis Cluster with sharded pub\/sub/],
+    ['a prefix with a brace', () => redisAdapter({ cluster: nodes }, { prefix: 'app{1}' }), /"redisAdapter\(\).prefix": expected no \{ or \} on a Redis Cluster/],
+    ['a prefix with a brace, given with the nodes', () => redisAdapter({ cluster: nodes, prefix: '{' }), /"redisAdapter\(\).prefix"/]
+  ]
+  for (const [name, make, message] of cases) {
+    t.throws(make, errors.FST_NEXUS_INVALID_OPTION, name)
+    t.throws(make, { code: 'FST_NEXUS_INVALID_OPTION', message }, name)
+  }
+  const given = redisAdapter({ client: fake() }, { prefix: 'app' })
+  t.ok(given instanceof RedisAdapter, 'an ioredis Cluster is taken as it is, without connecting')
+  await given.close()
+  t.ok(redisAdapter({ cluster: nodes, clusterOptions: { redisOptions: { password: 'x' } } }) instanceof RedisAdapter, 'startup nodes and options')
+})
+
+t.test('a cluster that cannot be reached: the app starts, delivers locally, and says so', async (t) => {
+  const port = await freePort()
+  const instance = await node(t, redisAdapter({ cluster: [{ host: '127.0.0.1', port }], clusterOptions: { clusterRetryStrategy: () => null } }))
+  const client = await instance.join(['room'])
+  t.equal(instance.app.getWebSocket().broadcast('room', 'local'), 1)
+  await client.waitFor(2)
+  t.same(received(client), ['local'])
+  t.equal(statsOf(instance).redisConnected, 0)
+  t.equal(messagesOf(instance.lines, 'Redis is not reachable at startup: broadcasts reach this instance only until it is').length, 1)
+  t.same(await instance.app.getWebSocket().fetchRooms(), ['room'], 'queries answer with this instance alone')
+})
+
+t.test('on a real Redis Cluster of 3 masters', async (t) => {
+  if (!await clusterRuns(t)) return
+  const cluster = await RedisCluster.startFor(t, { masters: 3, replicas: 0 })
+  const publisher = new Cluster(cluster.nodes)
+  t.teardown(() => { publisher.disconnect() })
+
+  // The shared contract, on adapters given the one cluster client. `settle`
+  // sends a marker (that does not decode) on every channel of the adapter
+  // through that client: on each shard it comes after the adapter's own
+  // messages, and it is counted as invalid when it is back.
+  const contractPrefix = uniquePrefix('contract')
+  await adapterContract(t, 'RedisAdapter on a Redis Cluster', () => redisAdapter({ client: publisher as unknown as RedisClient }, { prefix: contractPrefix }), {
+    settle: async (adapter: Adapter) => {
+      const inside = adapter as unknown as { allChannel: string, roomChannels: Map<string, string>, stats: () => RedisAdapterStats }
+      await until(() => inside.stats().redisConnected === 1, 20_000, 'every channel subscribed')
+      const channels = [inside.allChannel, ...inside.roomChannels.keys()]
+      const before = inside.stats().redisInvalidMessages
+      for (const channel of channels) await publisher.spublish(channel, Buffer.from('settle'))
+      await until(() => inside.stats().redisInvalidMessages >= before + channels.length, 20_000, 'the markers back')
+    }
+  })
+
+  t.test('rooms on every shard: one room, several rooms, everyone, the queries; each channel on its own master only', async (t) => {
+    const prefix = uniquePrefix('shards')
+    const a = await node(t, redisAdapter({ cluster: cluster.nodes }, { prefix }))
+    const b = await node(t, redisAdapter({ cluster: cluster.nodes, prefix }))
+    const rooms = (await roomsOnEveryShard(cluster, prefix, 'room', 2)).flat()
+    const onB = await b.join(rooms)
+    const onA = await a.join([rooms[0]])
+    await subscribed(b, rooms.length)
+    await subscribed(a, 1)
+
+    const manager = a.app.getWebSocket()
+    for (const room of rooms) t.equal(manager.broadcast(room, { room }), room === rooms[0] ? 1 : 0)
+    t.equal(manager.broadcast([rooms[1], rooms[2]], 'two rooms'), 0)
+    t.equal(manager.broadcastAll('everyone'), 1)
+    t.equal(b.app.getWebSocket().broadcast(rooms[0], 'from b'), 1)
+    // Order holds per room (one channel), not across the shards' channels.
+    const sorted = (messages: any[]): string[] => messages.map((message) => JSON.stringify(message)).sort()
+    await onB.waitFor(1 + rooms.length + 3)
+    t.same(sorted(received(onB)), sorted([...rooms.map((room) => ({ room })), 'two rooms', 'everyone', 'from b']), 'every room of every shard, once')
+    await onA.waitFor(4)
+    t.same(sorted(received(onA)), sorted([{ room: rooms[0] }, 'everyone', 'from b']))
+
+    // Each room's channel is a shard channel of the master of its slot, on no other node; no classic channel.
+    for (const room of rooms) {
+      const owner = await cluster.masterOf(channelOf(prefix, room))
+      for (const address of cluster.nodes) {
+        const redis = plain(t, address)
+        const [, count] = await redis.call('PUBSUB', 'SHARDNUMSUB', channelOf(prefix, room)) as [string, number]
+        const expected = address.port !== owner.port ? 0 : room === rooms[0] ? 2 : 1
+        t.equal(count, expected, `${room} on ${address.port === owner.port ? 'its master' : 'another node'}`)
+        t.same(await redis.call('PUBSUB', 'CHANNELS', `${prefix}:*`), [], 'no classic channel')
+      }
+    }
+
+    t.same((await manager.fetchRooms()).sort(), [...rooms].sort())
+    t.equal(await manager.fetchConnections(), 2)
+    t.equal(await manager.fetchRoomSize(rooms[0]), 2)
+    t.equal(await manager.fetchRoomSize(rooms[1]), 1)
+
+    // A room without members here any more: its channel goes from its shard.
+    onB.close()
+    await subscribed(b, 0)
+    const owner = plain(t, await cluster.masterOf(channelOf(prefix, rooms[1])))
+    await until(async () => (await owner.call('PUBSUB', 'SHARDNUMSUB', channelOf(prefix, rooms[1])) as [string, number])[1] === 0, 10_000, 'the channel unsubscribed')
+    t.equal(statsOf(b).redisInvalidMessages, 0)
+  })
+
+  t.test('history and presence rooms keep their keys on their room\'s shard, names starting with } included', async (t) => {
+    const prefix = uniquePrefix('stores')
+    const options = { roomPolicies: { '*': { history: { size: 100, ttl: 60_000 }, presence: true } } }
+    const a = await node(t, redisAdapter({ cluster: cluster.nodes }, { prefix }), 'info', options)
+    const b = await node(t, redisAdapter({ cluster: cluster.nodes }, { prefix }), 'info', options)
+    const rooms = [...(await roomsOnEveryShard(cluster, prefix, 'h')).flat(), '}odd', 'a}b', '{x}']
+    const onB = await b.join(rooms)
+    await subscribed(b, rooms.length)
+
+    const manager = a.app.getWebSocket()
+    for (const room of rooms) {
+      t.same(await manager.publish(room, { room }), { offset: 1, epoch: (await manager.history(room)).position.epoch }, `${room} stored and numbered`)
+    }
+    await onB.waitFor(1 + rooms.length)
+    t.same(received(onB).sort((x, y) => x.room < y.room ? -1 : 1), rooms.map((room) => ({ room })).sort((x, y) => x.room < y.room ? -1 : 1))
+    for (const room of rooms) {
+      const page = await b.app.getWebSocket().history(room)
+      t.same(page.messages.map((message) => message.data), [{ room }], `${room}: its history read on the other instance`)
+      await until(async () => (await manager.presence(room)).length === 1, 10_000, `${room}: B's member listed on A`)
+      t.same((await manager.presence(room)).map((member) => member.key), [onB.id])
+      t.same(await manager.presenceCount(room), { members: 1, connections: 1 })
+    }
+    // Every key the adapter wrote for a room hashes to the slot of the room's channel.
+    const keys: string[] = []
+    for (const master of await cluster.masters()) keys.push(...await plain(t, master).keys(`${prefix}:*`))
+    for (const room of rooms) {
+      const tag = room.startsWith('}') ? `{\0}${room}\0` : `{${room}}`
+      const own = keys.filter((key) => key.includes(`:${tag}`))
+      t.ok(own.length >= 6, `${room}: history and presence keys (${own.length})`)
+      t.same([...new Set(own.map(keySlot))], [keySlot(`${prefix}:room:${tag}`)], `${room}: one slot`)
+    }
+    t.equal(statsOf(a).historyFailures + statsOf(a).presenceFailures + statsOf(b).presenceFailures, 0)
+  })
+
+  t.test('an instance that stops beating is reaped by another, across shards', async (t) => {
+    const prefix = uniquePrefix('reap')
+    const timings = { beatInterval: 100, deadAfter: 600 }
+    const dead = new RedisAdapter({ cluster: cluster.nodes }, { prefix }, timings)
+    const survivor = new RedisAdapter({ cluster: cluster.nodes }, { prefix }, timings)
+    const survivorHost = new RecordingHost()
+    t.teardown(() => dead.close())
+    t.teardown(() => survivor.close())
+    await dead.init(new RecordingHost())
+    await survivor.init(survivorHost)
+    dead.presence.start()
+    survivor.presence.start()
+    const rooms = (await roomsOnEveryShard(cluster, prefix, 'p')).flat()
+    for (const room of rooms) {
+      survivor.roomActive(room)
+      await dead.presence.update(room, [{ key: `user-${room}`, connections: 1, meta: 'null' }], false)
+      t.same((await survivor.presence.read(room)).members.map((member) => member.key), [`user-${room}`])
+    }
+    // Its connections are cut: no more beats, no goodbye.
+    ;(dead as unknown as { pub: Cluster }).pub.disconnect()
+    await until(() => survivor.stats().redisPresenceReaped === 1, 20_000, 'the dead instance reaped')
+    for (const room of rooms) {
+      t.same((await survivor.presence.read(room)).members, [], `${room} emptied`)
+      await until(() => survivorHost.changes.some((change: Changed) => change.room === room && change.left.includes(`user-${room}`)), 10_000, `the leave of ${room} published`)
+    }
+  })
+})
+
+/** Numbered messages from A to every room, one per room every 10 ms, each stamped with when it was sent; what B's client got of each room. */
+class Traffic {
+  readonly sentAt: number[] = []
+  private readonly timer: NodeJS.Timeout
+
+  constructor (t: TestContext, a: Node, rooms: readonly string[], private readonly client: Client) {
+    const manager = a.app.getWebSocket()
+    this.timer = setInterval(() => {
+      const n = this.sentAt.length
+      this.sentAt.push(Date.now())
+      for (const room of rooms) manager.broadcast(room, { room, n })
+    }, 10)
+    t.teardown(() => this.stop())
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+  }
+
+  of (room: string): number[] {
+    return received(this.client).filter((message) => message.room === room).map((message) => message.n)
+  }
+
+  /** The numbers the room did not get between its first and its last. */
+  missing (room: string): number[] {
+    const got = this.of(room)
+    const set = new Set(got)
+    return Array.from({ length: got[got.length - 1] + 1 - got[0] }, (_, i) => got[0] + i).filter((n) => !set.has(n))
+  }
+
+  /** When the first message the room got after its last gap was sent (`otherwise` without a gap). */
+  resumedAt (room: string, otherwise: number): number {
+    const missing = this.missing(room)
+    if (missing.length === 0) return otherwise
+    return this.sentAt[this.of(room).find((n) => n > missing[missing.length - 1]) as number]
+  }
+}
+
+t.test('a failover mid-traffic: the failed shard\'s rooms resume, in order; the other shards\' rooms lose nothing', async (t) => {
+  if (!await clusterRuns(t)) return
+  const cluster = await RedisCluster.startFor(t, { masters: 3, replicas: 1 })
+  const prefix = uniquePrefix('failover')
+  const a = await node(t, redisAdapter({ cluster: cluster.nodes }, { prefix }))
+  const b = await node(t, redisAdapter({ cluster: cluster.nodes }, { prefix }))
+
+  /** Runs traffic to two rooms per shard while `fail` fails the master `victim` (its index in `masters()`), and checks what B got. */
+  async function under (t: tap.Test, name: string, victim: number, fail: (victim: ClusterMaster) => Promise<void>): Promise<{ failedAt: number, resumedAt: number }> {
+    const byMaster = await roomsOnEveryShard(cluster, prefix, name, 2)
+    byMaster.unshift(...byMaster.splice(victim, 1))
+    const rooms = byMaster.flat()
+    const onB = await b.join(rooms)
+    await subscribed(b, rooms.length)
+    const publishedBefore = statsOf(a).redisPublished + statsOf(a).redisPublishErrors
+    const traffic = new Traffic(t, a, rooms, onB)
+    await until(() => rooms.every((room) => traffic.of(room).length >= 20), 20_000, 'traffic on every room before the failure')
+
+    const [victimRooms, ...otherRooms] = byMaster
+    const failedAt = Date.now()
+    await fail(await cluster.masterOf(channelOf(prefix, victimRooms[0])))
+    const failedOver = Date.now()
+    await until(() => victimRooms.every((room) => traffic.of(room).some((n) => traffic.sentAt[n] > failedOver + 200)), 30_000, 'delivery back on the failed shard')
+    traffic.stop()
+    const { sentAt } = traffic
+    const last = sentAt.length - 1
+    await until(() => otherRooms.flat().every((room) => traffic.of(room).at(-1) === last), 20_000, 'the last message on the other shards')
+    await until(() => statsOf(a).redisPublished + statsOf(a).redisPublishErrors - publishedBefore === sentAt.length * rooms.length, 20_000, 'every broadcast published or counted as failed')
+
+    for (const room of otherRooms.flat()) {
+      const got = traffic.of(room)
+      t.same(got, Array.from({ length: last + 1 - got[0] }, (_, i) => got[0] + i), `${room} (another shard): every message, once, in order`)
+    }
+    await until(() => victimRooms.every((room) => traffic.of(room).at(-1) === last), 20_000, 'the last message on the failed shard')
+    const resumedAt = Math.max(...victimRooms.map((room) => traffic.resumedAt(room, failedAt)))
+    for (const room of victimRooms) {
+      const got = traffic.of(room)
+      t.ok(got.every((n, i) => i === 0 || n > got[i - 1]), `${room}: once and in order`)
+      const missing = traffic.missing(room)
+      t.ok(missing.every((n) => sentAt[n] >= failedAt - 50 && sentAt[n] < resumedAt), `${room}: only messages sent during the failover were lost (${missing.length}, ${resumedAt - failedAt} ms)`)
+    }
+    await subscribed(b, rooms.length)
+    onB.close()
+    await subscribed(b, 0)
+    return { failedAt, resumedAt }
+  }
+
+  t.test('a master killed (SIGKILL): delivery resumes within the cluster\'s failover', async (t) => {
+    let healthyAt = 0
+    const { failedAt, resumedAt } = await under(t, 'killed', 0, async (victim) => {
+      await cluster.kill(victim)
+      await cluster.waitHealthy(60_000)
+      healthyAt = Date.now()
+    })
+    t.ok(statsOf(a).redisPublishErrors > 0, 'the publishes to the dead master failed, counted')
+    const failover = healthyAt - failedAt
+    const gap = resumedAt - failedAt
+    t.ok(gap <= failover + 1000, `delivery resumed ${gap} ms after the kill; the cluster took ${failover} ms to fail over`)
+    t.equal(messagesOf(a.lines, 'Redis publish failed: this broadcast reached this instance only').length, 1, 'one line for the failover, however the other shards\' successes interleave')
+    // The run of failed publishes ends with a success a second after its last failure.
+    await until(() => messagesOf(a.lines, 'Redis publish works again').length === 1 || Date.now() - resumedAt > 5000, 20_000)
+  })
+
+  t.test('a manual failover (CLUSTER FAILOVER on a replica): the server moves the channels, the adapter follows', async (t) => {
+    // A master that still has its replica (the one promoted by the kill has none).
+    const masters = await cluster.masters()
+    const replicasOf = async (master: ClusterMaster): Promise<string[]> => await plain(t, master).call('CLUSTER', 'REPLICAS', master.id) as string[]
+    const replicated = (await Promise.all(masters.map(replicasOf))).findIndex((replicas) => replicas.length > 0)
+    t.not(replicated, -1, 'a master with its replica')
+    await under(t, 'manual', replicated, async (victim) => {
+      const [replica] = await replicasOf(victim)
+      // `<id> <host>:<port>@<bus> …`
+      const [host, port] = replica.split(' ')[1].split('@')[0].split(':')
+      await plain(t, { host, port: Number(port) }).call('CLUSTER', 'FAILOVER')
+      await until(async () => (await cluster.masters()).some((one) => one.port === Number(port)), 30_000, 'the replica promoted')
+    })
+  })
+})
