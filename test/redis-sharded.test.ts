@@ -73,6 +73,7 @@ t.test('redisAdapter() checks a cluster connection', async (t) => {
     disconnect: () => {},
     on: () => {},
     removeListener: () => {},
+    nodes: () => [],
     ...extra
   } as unknown as RedisClient)
   const nodes = [{ host: '127.0.0.1', port: 7000 }]
@@ -84,6 +85,7 @@ t.test('redisAdapter() checks a cluster connection', async (t) => {
     ['cluster and client', () => redisAdapter({ cluster: nodes, client: fake() } as never), /received client and cluster/],
     ['a subscriber beside a cluster client', () => redisAdapter({ client: fake(), subscriber: fake({ isCluster: false }) }), /"redisAdapter\(\).subscriber": expected nothing with a Redis Cluster/],
     ['a cluster client without sharded pub/sub', () => redisAdapter({ client: fake({ spublish: undefined }) }), /"redisAdapter\(\).client": expected an ioredis Cluster with sharded pub\/sub/],
+    ['a cluster client without nodes()', () => redisAdapter({ client: fake({ nodes: undefined }) }), /"redisAdapter\(\).client": expected an ioredis Cluster.*received a client without spublish\(\) or nodes\(\)/],
     ['a prefix with a brace', () => redisAdapter({ cluster: nodes }, { prefix: 'app{1}' }), /"redisAdapter\(\).prefix": expected no \{ or \} on a Redis Cluster/],
     ['a prefix with a brace, given with the nodes', () => redisAdapter({ cluster: nodes, prefix: '{' }), /"redisAdapter\(\).prefix"/]
   ]
@@ -135,7 +137,8 @@ t.test('on a real Redis Cluster of 3 masters', async (t) => {
     const prefix = uniquePrefix('shards')
     const a = await node(t, redisAdapter({ cluster: cluster.nodes }, { prefix }))
     const b = await node(t, redisAdapter({ cluster: cluster.nodes, prefix }))
-    const rooms = (await roomsOnEveryShard(cluster, prefix, 'room', 2)).flat()
+    // Two rooms of one hash tag (`same`): one slot, subscribed and unsubscribed together.
+    const rooms = [...(await roomsOnEveryShard(cluster, prefix, 'room', 2)).flat(), 'same}1', 'same}2']
     const onB = await b.join(rooms)
     const onA = await a.join([rooms[0]])
     await subscribed(b, rooms.length)
@@ -210,6 +213,57 @@ t.test('on a real Redis Cluster of 3 masters', async (t) => {
       t.same([...new Set(own.map(keySlot))], [keySlot(`${prefix}:room:${tag}`)], `${room}: one slot`)
     }
     t.equal(statsOf(a).historyFailures + statsOf(a).presenceFailures + statsOf(b).presenceFailures, 0)
+  })
+
+  t.test('closed while it connects: it stops there, subscribed nowhere', async (t) => {
+    const prefix = uniquePrefix('early')
+    const adapter = redisAdapter({ cluster: cluster.nodes }, { prefix })
+    const starting = adapter.init(new RecordingHost())
+    await adapter.close()
+    await starting
+    t.equal(adapter.stats().redisConnected, 0)
+    adapter.roomActive('late')
+    t.equal(adapter.stats().redisRoomChannels, 0, 'a room active after close is not followed')
+    for (const master of await cluster.masters()) {
+      t.same(await plain(t, master).call('PUBSUB', 'SHARDCHANNELS', `${prefix}:*`), [], `nothing subscribed on ${master.port}`)
+    }
+  })
+
+  t.test('a slot moved to another master (resharding): the server drops its channels there, the adapter subscribes them where the slot went', async (t) => {
+    const prefix = uniquePrefix('reshard')
+    const a = await node(t, redisAdapter({ cluster: cluster.nodes }, { prefix }))
+    const b = await node(t, redisAdapter({ cluster: cluster.nodes }, { prefix }))
+    const room = 'moving'
+    const channel = channelOf(prefix, room)
+    const onB = await b.join([room])
+    await subscribed(b, 1)
+    const manager = a.app.getWebSocket()
+    manager.broadcast(room, 'before')
+    await onB.waitFor(2)
+
+    // The slot goes from its master to another one, as redis-cli --cluster reshard does (it holds no key).
+    const slot = keySlot(channel)
+    const masters = await cluster.masters()
+    const from = await cluster.masterOf(channel)
+    const to = masters.find((master) => master.port !== from.port) as ClusterMaster
+    await plain(t, to).call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', from.id)
+    await plain(t, from).call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', to.id)
+    for (const master of [to, from, ...masters.filter((one) => one.port !== from.port && one.port !== to.port)]) {
+      await plain(t, master).call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id)
+    }
+    await until(async () => (await cluster.masterOf(channel)).port === to.port, 20_000, 'the slot on its new master')
+    await until(async () => (await plain(t, to).call('PUBSUB', 'SHARDNUMSUB', channel) as [string, number])[1] === 1, 20_000, 'B subscribed on the new master')
+    t.same((await plain(t, from).call('PUBSUB', 'SHARDNUMSUB', channel) as [string, number])[1], 0, 'and no longer on the old one')
+
+    // Published through A's cluster client, which learns of the move from its first failure (MOVED) at the latest.
+    let sent = 0
+    await until(() => {
+      if (received(onB).includes('after')) return true
+      if (sent++ % 20 === 0) manager.broadcast(room, 'after')
+      return false
+    }, 20_000, 'a broadcast after the move delivered')
+    t.same(received(onB).filter((message) => message !== 'after'), ['before'])
+    t.equal(statsOf(b).redisConnected, 1)
   })
 
   t.test('an instance that stops beating is reaped by another, across shards', async (t) => {
@@ -315,7 +369,8 @@ t.test('a failover mid-traffic: the failed shard\'s rooms resume, in order; the 
     const resumedAt = Math.max(...victimRooms.map((room) => traffic.resumedAt(room, failedAt)))
     for (const room of victimRooms) {
       const got = traffic.of(room)
-      t.ok(got.every((n, i) => i === 0 || n > got[i - 1]), `${room}: once and in order`)
+      const jumps = got.flatMap((n, i) => i > 0 && n !== got[i - 1] + 1 ? [`${got[i - 1]}->${n}`] : [])
+      t.ok(got.every((n, i) => i === 0 || n > got[i - 1]), `${room}: once and in order (jumps: ${jumps.join(' ')})`)
       const missing = traffic.missing(room)
       t.ok(missing.every((n) => sentAt[n] >= failedAt - 50 && sentAt[n] < resumedAt), `${room}: only messages sent during the failover were lost (${missing.length}, ${resumedAt - failedAt} ms)`)
     }

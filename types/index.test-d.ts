@@ -60,7 +60,7 @@ import nexusRealtime, {
   type MetricsRegistry
 } from '..'
 import nexusRealtimeCjs = require('..')
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { Registry as PromRegistry, register as promRegister } from 'prom-client'
 
 // The seed's own functions, which the seed leaves undefined.
@@ -1351,6 +1351,16 @@ expectType<unknown>(null as unknown as HandlerResult)
   expectError(redisAdapter({}))
   expectError(redisAdapter({ url: 'redis://x' }, { prefix: 1 }))
   expectError(redisAdapter({ client: {} }))
+
+  // A Redis Cluster: startup nodes (with ioredis Cluster options), or an ioredis Cluster of the app's own.
+  const cluster = new Cluster([{ host: '127.0.0.1', port: 7000 }])
+  expectAssignable<RedisClient>(cluster)
+  expectType<RedisAdapter>(redisAdapter({ client: cluster }, { prefix: 'chat' }))
+  expectType<RedisAdapter>(redisAdapter({ cluster: [{ host: '127.0.0.1', port: 7000 }, 'redis://127.0.0.1:7001', 7002] }))
+  expectType<RedisAdapter>(redisAdapter({ cluster: [{ host: '127.0.0.1', port: 7000 }], clusterOptions: { redisOptions: { password: 'secret' } }, prefix: 'chat' }))
+  expectError(redisAdapter({ cluster: [{ host: '127.0.0.1', port: 7000 }], url: 'redis://x' }))
+  expectError(redisAdapter({ cluster: [{ host: '127.0.0.1', port: 7000 }], subscriber: client }))
+  expectError(redisAdapter({ cluster: 'redis://127.0.0.1:7000' }))
 
   const adapter = redisAdapter({ url: 'redis://127.0.0.1:6379' })
   expectAssignable<Adapter>(adapter)

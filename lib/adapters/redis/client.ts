@@ -145,8 +145,8 @@ function clusterConnections (given: { client?: unknown, subscriber?: unknown, cl
   } else {
     pub = given.client as RedisClient
   }
-  if (typeof pub.spublish !== 'function') {
-    throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().client', 'an ioredis Cluster with sharded pub/sub (ioredis ≥ 5.3)', 'a client without spublish()')
+  if (typeof pub.spublish !== 'function' || typeof (pub as { nodes?: unknown }).nodes !== 'function') {
+    throw new errors.FST_NEXUS_INVALID_OPTION('redisAdapter().client', 'an ioredis Cluster with sharded pub/sub (ioredis ≥ 5.3)', 'a client without spublish() or nodes()')
   }
   const redisOptions = (pub as { options?: { redisOptions?: Record<string, unknown> } }).options?.redisOptions ?? {}
   // Never reconnected by ioredis: after a failover the master may be gone, and the adapter opens the new one's.
@@ -154,10 +154,9 @@ function clusterConnections (given: { client?: unknown, subscriber?: unknown, cl
   return { pub, sub: null, shard, owned, prefix }
 }
 
-/** The node connections of an ioredis Cluster (none for another client). */
-export function nodesOf (client: RedisClient, role: 'all' | 'master' = 'all'): RedisClient[] {
-  const nodes = (client as { nodes?: (role: string) => RedisClient[] }).nodes
-  return typeof nodes === 'function' ? nodes.call(client, role) : []
+/** The node connections of an ioredis Cluster. */
+export function nodesOf (cluster: RedisClient, role: 'all' | 'master'): RedisClient[] {
+  return (cluster as unknown as { nodes: (role: string) => RedisClient[] }).nodes(role)
 }
 
 /**

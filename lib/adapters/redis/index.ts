@@ -151,12 +151,12 @@ export class RedisAdapter implements Adapter {
     this.listeners.on(this.pub, 'ready', () => outage.ready())
 
     await settled(this.sharded ? [this.pub] : [this.pub, ...this.owned.filter((client) => client !== this.pub)])
-    if (this.sharded) {
-      // ioredis connects to a node at its first command, and refuses the commands that come while it
-      // connects (they would be retried after newer ones): every node is connected as soon as it is known.
-      this.listeners.on(this.pub, '+node', (added: RedisClient) => { void settled([added]) })
-      await settled(nodesOf(this.pub, 'master'))
-    }
+    // ioredis connects to a cluster's node at its first command, and refuses the commands that come while
+    // it connects (they would be retried after newer ones): every node is connected as soon as it is known.
+    if (this.sharded) await settled(nodesOf(this.pub, 'master'))
+    // Closed while it connected (the app's register failed, say): nothing more is set up.
+    if (this.closed) return
+    if (this.sharded) this.listeners.on(this.pub, '+node', (added: RedisClient) => { void settled([added]) })
     await this.subscriptions.start({
       message: (channel, payload) => this.receive(host, channel, payload),
       subscribed: (channel) => this.resubscribed(channel),

@@ -104,7 +104,7 @@ export class ClassicSubscriptions implements Subscriptions {
   }
 
   remove (channel: string): void {
-    if (!this.rooms.delete(channel)) return
+    this.rooms.delete(channel)
     // An unsubscribe that cannot go out now is left to the next restore (on 'ready').
     if (this.sub.status !== 'ready') {
       this.stale.add(channel)
