@@ -602,7 +602,9 @@ export class NexusClient<Incoming = unknown, Outgoing = unknown> extends Emitter
       clearTimeout(s._t)
       if (s.state === 'subscribed') s.state = 'subscribing'
     }
-    if (this._up && Date.now() - this._up >= Math.min(STABLE, this._max)) this._a = 0
+    // The server going away on purpose (1001: a drain, a rolling restart; 1012: restarting) is not a
+    // failed attempt, however soon it came: a client moved by each step of a rolling restart comes back quickly.
+    if (code === 1001 || code === 1012 || (this._up && Date.now() - this._up >= Math.min(STABLE, this._max))) this._a = 0
     this._up = 0
     const info = { code, reason }
     if (isFinal(code)) {

@@ -828,6 +828,38 @@ t.test('backoff: doubles per failed attempt up to maxDelay, and starts again aft
   await reach(client, 'connected')
 })
 
+t.test('backoff: a close with 1001 or 1012 (the server going away on purpose) is not a failed attempt, however soon it comes', async (t) => {
+  const random = Math.random
+  Math.random = () => 1
+  t.teardown(() => { Math.random = random })
+  const minDelay = 100
+  const maxDelay = 2000
+  // Every connection is closed at once: with 1001 and 1012 (a rolling restart moving the client on), then with 1011.
+  const codes = [1001, 1012, 1001, 1012, 1011, 1011, 1011]
+  let connections = 0
+  const { url } = await serve(t, {
+    onConnect: (socket) => {
+      const code = codes[connections++]
+      if (code !== undefined) socket.close(code)
+    }
+  })
+  const client = open(t, url, { reconnect: { minDelay, maxDelay } })
+  const downs: number[] = []
+  const ups: number[] = []
+  client.on('state', (state: ClientState) => {
+    if (state === 'disconnected') downs.push(performance.now())
+    if (state === 'connecting') ups.push(performance.now())
+  })
+  await until(() => connections > codes.length, 30000, 'every close, then a connection that stays')
+  await reach(client, 'connected')
+  const waited = downs.map((down, i) => Math.round(ups[i] - down))
+  t.comment(`delays after each close (ms): ${waited.join(' ')}`)
+  // Counted as failures, they would have been 200, 400, 800 and 1600 ms.
+  waited.slice(0, 4).forEach((gap, i) => t.ok(gap >= 2 * minDelay - 2 && gap <= 2 * minDelay + LATE, `after ${codes[i]}: ${gap} ms, the first step (${2 * minDelay})`))
+  const expected = [4 * minDelay, 8 * minDelay, 16 * minDelay]
+  waited.slice(4, 7).forEach((gap, i) => t.ok(gap >= expected[i] - 2 && gap <= expected[i] + LATE, `after 1011 (${i + 1}): ${gap} ms, growing (${expected[i]})`))
+})
+
 t.test('params: evaluated before every attempt, sync or async; a throw is a failed attempt', async (t) => {
   const tokens: string[] = []
   const sockets: WebSocket[] = []
