@@ -1,422 +1,332 @@
 /**
  * Cross-instance fan-out through Redis: fastify-nexus-realtime's Redis adapter
- * against socket.io 4 with @socket.io/redis-adapter, measured in the same run.
+ * against socket.io 4 with @socket.io/redis-adapter, on one Redis and on a
+ * Redis Cluster with sharded pub/sub, all four measured in the same run.
  *
- *   npm run build && npx tsx bench/redis-fanout.ts [--quick] [--repeats=N]
+ *   npm run bench:redis [-- --quick] [--repeats=N] [--impls=a,b] [--replicas=1] [--no-write]
  *
- * Needs a Redis at REDIS_URL (default redis://127.0.0.1:6379). The plugin is
+ * (`npm run build && node --import tsx bench/redis-fanout.ts …`.) Needs a
+ * Redis at REDIS_URL (default redis://127.0.0.1:6379); starts a Redis Cluster
+ * of its own for the sharded implementations (test/helpers/redis-cluster.ts,
+ * 3 masters, `--masters`, `--replicas`) and stops it at the end. The plugin is
  * loaded as users load it (`fastify-nexus-realtime`, i.e. dist/).
  *
- * For each implementation, three processes besides Redis and this one:
- * instance A (the publisher, no clients), instance B (the subscriber) and a
- * client process with N clients connected to B, all in one room; loopback
- * only. A broadcast on A reaches B's clients only through Redis.
+ * | impl                | server                                                        |
+ * | nexus               | `redisAdapter({ url })` on the single Redis                   |
+ * | socket.io           | `createAdapter(pub, sub)` on the single Redis                 |
+ * | nexus-sharded       | `redisAdapter({ cluster: nodes })` (SSUBSCRIBE / SPUBLISH)    |
+ * | socket.io-sharded   | `createShardedAdapter(pub, sub)`, ioredis `Cluster` clients   |
+ *
+ * For each implementation, three processes besides Redis and this one
+ * (bench/redis-child.ts): instance A (the publisher, no clients), instance B
+ * and a client process with N raw `ws` clients connected to B, all in one
+ * room; loopback only, not pinned. A broadcast on A reaches B's clients only
+ * through Redis.
  *
  * - burst: A broadcasts M messages in one event-loop turn; the round ends
  *   when every client has all M (each client checks the order). Rate =
- *   N × M deliveries / round time, A's first broadcast to the last arrival.
- * - latency: A broadcasts one message every few ms, each carrying the time it
- *   was sent; p50 / p99 of the time until a client got it.
+ *   N × M deliveries / (last arrival − A's first broadcast), both on
+ *   CLOCK_MONOTONIC.
+ * - latency: on the N = 100 processes, A broadcasts one message every 5 ms
+ *   (on a schedule), each carrying the time it was sent; p50 / p90 / p99 /
+ *   p99.9 / max of the time until a client got it, one sample per client and
+ *   message, pooled over the rounds.
  *
- * Rounds of the two implementations are interleaved (the order alternates);
- * the table shows the median round of each, and the ratio is the median of
- * the paired rounds' ratios (each nexus round against the socket.io round
- * next to it in time), with their range: on a shared machine the load drifts. The clients are raw `ws` clients for
- * both, so that the client side costs the same: for socket.io they speak its
- * wire protocol (engine.io v4 framing, `42["m",…]` events) themselves.
- * Every loop is bounded in messages and every wait in time (60 s).
- * BENCH_PROF_DIR=<dir> makes every child write a CPU profile there.
+ * Rounds of the implementations are interleaved (forward, then backward);
+ * a figure is the median round, a ratio the median of the paired rounds'
+ * ratios (each round against the other implementation's of the same repeat),
+ * with their range: on a shared machine the load drifts. The clients are raw
+ * `ws` clients for all: for socket.io they speak its wire protocol (engine.io
+ * v4 framing, `42["m",…]` events) themselves, so the client side costs the
+ * same. Every loop is bounded in messages and every wait in time; the run
+ * as a whole too (quick 6 min, full 20 min). BENCH_PROF_DIR=<dir> makes every
+ * child write a CPU profile there.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { statSync } from 'node:fs'
-import { createServer } from 'node:http'
 import os from 'node:os'
-import path from 'node:path'
-import { performance } from 'node:perf_hooks'
-import WebSocket from 'ws'
+import {
+  codeState, deploy, fmt, fmtPaired, guard, IMPL_LABELS, isSocketIo, machine, markdownTable, measure, numberArg, paired,
+  parseImpls, percentiles, REDIS_IMPLS, REDIS_URL, RedisMeter, checkAlive, endpointOf, redisAnswers, socketIoMatch,
+  startCluster, teardown, versionOf, writeResults, type Cluster, type Context, type Deployment, type Paired,
+  type Percentiles, type RedisImpl, type Round, isSharded
+} from './lib/redis-bench'
+import { median } from './lib/stats'
 
-type Impl = 'nexus' | 'socket.io'
-const IMPLS: Impl[] = ['nexus', 'socket.io']
-const LABELS: Record<Impl, string> = { nexus: 'fastify-nexus-realtime + redisAdapter', 'socket.io': 'socket.io 4 + @socket.io/redis-adapter' }
-const ROOM = 'fanout'
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-const TIMEOUT = 60_000
-/** every message carries this much padding, about the size of a chat message */
-const PAD = 'x'.repeat(100)
-
-/** A wall-clock time in ms with sub-ms precision, comparable between processes of one machine. */
-const now = (): number => performance.timeOrigin + performance.now()
-
-// ------------------------------------------------------------------ IPC
-
-type Message = Record<string, any> & { type: string }
-
-/** Sends a message to the orchestrator (children) or a child, and waits for a reply of `type`. */
-function request (child: ChildProcess, message: Message, type: string, timeout = TIMEOUT): Promise<Message> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.off('message', onMessage)
-      reject(new Error(`no "${type}" within ${timeout} ms after ${JSON.stringify(message)}`))
-    }, timeout)
-    const onMessage = (reply: Message): void => {
-      if (reply.type !== type) return
-      clearTimeout(timer)
-      child.off('message', onMessage)
-      resolve(reply)
-    }
-    child.on('message', onMessage)
-    child.send(message)
-  })
+interface Scenario {
+  n: number
+  m: number
 }
 
-function reply (message: Message): void {
-  process.send?.(message)
+interface ScenarioResult extends Scenario {
+  /** per implementation, per repeat: the round (undefined: not run) */
+  rounds: Partial<Record<RedisImpl, Array<Round | undefined>>>
+  broken: Partial<Record<RedisImpl, string>>
 }
 
-// ------------------------------------------------------------------ servers
-
-interface Broadcaster {
-  port: number
-  broadcast (data: Record<string, unknown>): void
-}
-
-async function nexusServer (prefix: string): Promise<Broadcaster> {
-  const { default: Fastify } = await import('fastify')
-  const { default: nexusRealtime, redisAdapter } = await import('fastify-nexus-realtime')
-  const app = Fastify()
-  await app.register(nexusRealtime, { adapter: redisAdapter({ url: REDIS_URL }, { prefix }) })
-  const manager = app.getWebSocket()
-  app.ws('/ws', {
-    onConnect: (socket) => {
-      manager.joinRoom(ROOM, socket)
-      socket.send('{"ready":1}')
-    }
-  })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  return {
-    port: (app.server.address() as { port: number }).port,
-    broadcast: (data) => { manager.broadcast(ROOM, data) }
-  }
-}
-
-async function socketIoServer (prefix: string): Promise<Broadcaster> {
-  const { Server } = await import('socket.io')
-  const { createAdapter } = await import('@socket.io/redis-adapter')
-  const { Redis } = await import('ioredis')
-  const pub = new Redis(REDIS_URL)
-  const sub = pub.duplicate()
-  const server = createServer()
-  const io = new Server(server, { serveClient: false, adapter: createAdapter(pub, sub, { key: prefix }) })
-  io.on('connection', (socket) => {
-    void socket.join(ROOM)
-    socket.emit('ready')
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  // The adapter subscribes when it is created; wait until it has.
-  await new Promise<void>((resolve) => { if (sub.status === 'ready') resolve(); else sub.once('ready', () => resolve()) })
-  return {
-    port: (server.address() as { port: number }).port,
-    broadcast: (data) => { io.to(ROOM).emit('m', data) }
-  }
-}
-
-async function serverRole (impl: Impl, prefix: string): Promise<void> {
-  const server = impl === 'nexus' ? await nexusServer(prefix) : await socketIoServer(prefix)
-  process.on('message', (message: Message) => {
-    if (message.type === 'burst') {
-      for (let i = 0; i < message.count; i++) server.broadcast({ r: message.round, i, t: now(), p: PAD })
-      reply({ type: 'sent', round: message.round })
-    } else if (message.type === 'paced') {
-      let i = 0
-      const timer = setInterval(() => {
-        server.broadcast({ r: message.round, i: i++, t: now(), p: PAD })
-        if (i === message.count) {
-          clearInterval(timer)
-          reply({ type: 'sent', round: message.round })
-        }
-      }, message.interval)
-    }
-  })
-  reply({ type: 'listening', port: server.port })
-}
-
-// ------------------------------------------------------------------ clients
-
-interface Expectation {
-  round: number
+interface LatencyResult {
+  n: number
   count: number
-  /** clients that have all `count` messages of the round */
-  complete: number
-  outOfOrder: number
-  latencies: number[] | null
+  interval: number
+  repeats: number
+  rounds: Partial<Record<RedisImpl, Round[]>>
 }
 
-async function clientsRole (impl: Impl, port: number, n: number): Promise<void> {
-  let ready = 0
-  let expected: Expectation | null = null
-  const next = new Array<number>(n).fill(0)
-  const sockets: WebSocket[] = []
-
-  const onData = (index: number, data: any): void => {
-    const round = expected
-    if (round === null || data.r !== round.round) return
-    if (data.i !== next[index]) round.outOfOrder++
-    next[index] = data.i + 1
-    if (round.latencies !== null) round.latencies.push(now() - data.t)
-    if (next[index] === round.count && ++round.complete === n) {
-      reply({ type: 'done', round: round.round, outOfOrder: round.outOfOrder, latencies: round.latencies })
-      expected = null
-    }
-  }
-
-  for (let index = 0; index < n; index++) {
-    // socket.io: the websocket transport of engine.io v4, without polling first.
-    const url = impl === 'nexus' ? `ws://127.0.0.1:${port}/ws` : `ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket`
-    const socket = new WebSocket(url)
-    sockets.push(socket)
-    socket.on('error', (err) => { throw err })
-    socket.on('message', (raw) => {
-      const text = raw.toString()
-      if (impl === 'nexus') {
-        const data = JSON.parse(text)
-        if (data.ready === 1) ready++
-        else onData(index, data)
-        return
-      }
-      // engine.io: 0 open, 2 ping; socket.io: 40 connected, 42 an event.
-      if (text.startsWith('42')) {
-        const [event, data] = JSON.parse(text.slice(2))
-        if (event === 'ready') ready++
-        else onData(index, data)
-      } else if (text === '2') {
-        socket.send('3')
-      } else if (text.startsWith('0')) {
-        socket.send('40')
-      }
-    })
-    // Connect in small batches so that the accept queue never overflows.
-    if (index % 50 === 49) await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  await new Promise<void>((resolve, reject) => {
-    const started = Date.now()
-    const timer = setInterval(() => {
-      if (ready === n) {
-        clearInterval(timer)
-        resolve()
-      } else if (Date.now() - started > TIMEOUT) {
-        clearInterval(timer)
-        reject(new Error(`only ${ready} of ${n} clients ready`))
-      }
-    }, 10)
-  })
-
-  process.on('message', (message: Message) => {
-    if (message.type !== 'expect') return
-    next.fill(0)
-    expected = { round: message.round, count: message.count, complete: 0, outOfOrder: 0, latencies: message.latency === true ? [] : null }
-    reply({ type: 'expecting', round: message.round })
-  })
-  reply({ type: 'ready' })
-}
-
-// ------------------------------------------------------------------ orchestrator
-
-interface Setup {
-  impl: Impl
-  publisher: ChildProcess
-  subscriber: ChildProcess
-  clients: ChildProcess
-}
-
-function start (args: string[]): ChildProcess {
-  // BENCH_PROF_DIR=<dir>: every child writes a CPU profile there (node --cpu-prof).
-  const profile = process.env.BENCH_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF_DIR}/${++started}-${args.slice(0, 2).join('-')}`]
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', __filename, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  child.on('exit', (code, signal) => {
-    if (code !== 0 && signal === null && !stopping) {
-      console.error(`${args.join(' ')} exited with ${code ?? signal}`)
-      process.exit(1)
-    }
-  })
-  return child
-}
-
-let stopping = false
-let started = 0
-const children: ChildProcess[] = []
-
-async function setup (impl: Impl, n: number, prefix: string): Promise<Setup> {
-  const publisher = start(['server', impl, prefix])
-  const subscriber = start(['server', impl, prefix])
-  children.push(publisher, subscriber)
-  const [, listening] = await Promise.all([
-    request(publisher, { type: 'hello' }, 'listening'),
-    request(subscriber, { type: 'hello' }, 'listening')
-  ])
-  const clients = start(['clients', impl, String(listening.port), String(n)])
-  children.push(clients)
-  await request(clients, { type: 'hello' }, 'ready')
-  return { impl, publisher, subscriber, clients }
-}
-
-let nextRound = 1
-
-/** One burst round: ms from the publish command until every client had every message. */
-async function burst (s: Setup, count: number): Promise<{ ms: number, outOfOrder: number }> {
-  const round = nextRound++
-  await request(s.clients, { type: 'expect', round, count }, 'expecting')
-  const done = request(s.clients, { type: 'noop' }, 'done')
-  const started = now()
-  await request(s.publisher, { type: 'burst', round, count }, 'sent')
-  const result = await done
-  return { ms: now() - started, outOfOrder: result.outOfOrder }
-}
-
-async function paced (s: Setup, count: number, interval: number): Promise<number[]> {
-  const round = nextRound++
-  await request(s.clients, { type: 'expect', round, count, latency: true }, 'expecting')
-  const done = request(s.clients, { type: 'noop' }, 'done')
-  await request(s.publisher, { type: 'paced', round, count, interval }, 'sent')
-  return (await done).latencies
-}
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-}
-const percentile = (values: number[], p: number): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
-}
-
-async function redisAnswers (): Promise<boolean> {
-  const { Redis } = await import('ioredis')
-  const client = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  client.on('error', () => {})
-  try {
-    await client.connect()
-    return (await client.ping()) === 'PONG'
-  } catch {
-    return false
-  } finally {
-    client.disconnect()
-  }
-}
+const rate = (round: Round | undefined): number | undefined => round?.ok === true ? round.deliveries / (round.ms / 1000) : undefined
 
 async function orchestrate (argv: string[]): Promise<void> {
+  const startedAt = new Date()
+  const began = Date.now()
   const quick = argv.includes('--quick')
-  const repeatsArg = argv.find((arg) => arg.startsWith('--repeats='))
-  const repeats = repeatsArg === undefined ? (quick ? 3 : 7) : Number(repeatsArg.slice('--repeats='.length))
-  const scenarios = quick
-    ? [{ n: 100, m: 500 }, { n: 1000, m: 50 }]
-    : [{ n: 100, m: 2000 }, { n: 1000, m: 200 }]
-  const latency = quick ? { n: 100, count: 100, interval: 5 } : { n: 100, count: 400, interval: 5 }
+  const write = !argv.includes('--no-write')
+  const impls = parseImpls(argv, REDIS_IMPLS)
+  const repeats = numberArg(argv, 'repeats', quick ? 3 : 7)
+  const masters = numberArg(argv, 'masters', 3)
+  const replicas = numberArg(argv, 'replicas', 0)
+  const scenarios: Scenario[] = quick ? [{ n: 100, m: 500 }, { n: 1000, m: 50 }] : [{ n: 100, m: 2000 }, { n: 1000, m: 200 }]
+  const latency = quick ? { count: 300, interval: 5, repeats: 2 } : { count: 1000, interval: 5, repeats: 3 }
 
-  if (!await redisAnswers()) {
-    console.error(`No Redis answers at ${REDIS_URL}: start redis-server, or set REDIS_URL.`)
-    process.exit(1)
-  }
-  console.log(`Cross-instance fan-out through Redis (${REDIS_URL}), ${repeats} rounds each, median; node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'})`)
-  console.log(`Measured: ${codeState()}`)
-  console.log('A publishes, B\'s clients receive: every message crosses Redis.\n')
-
-  const rows: string[][] = []
-  const ratios: Array<{ label: string, ratio: number, low: number, high: number }> = []
-  for (const { n, m } of scenarios) {
-    const prefix = `bench-${process.pid}-${n}`
-    const setups = [await setup('nexus', n, `${prefix}-nexus`), await setup('socket.io', n, `${prefix}-sio`)]
-    // Warm-up: subscriptions settled, code optimised.
-    for (const s of setups) for (let i = 0; i < 2; i++) await burst(s, m)
-    const times: Record<Impl, number[]> = { nexus: [], 'socket.io': [] }
-    const disorder: Record<Impl, number> = { nexus: 0, 'socket.io': 0 }
-    for (let r = 0; r < repeats; r++) {
-      for (const s of r % 2 === 0 ? setups : [...setups].reverse()) {
-        const { ms, outOfOrder } = await burst(s, m)
-        times[s.impl].push(ms)
-        disorder[s.impl] += outOfOrder
+  let cluster: Cluster | null = null
+  let meters: RedisMeter[] = []
+  const { clear } = guard(quick ? 6 * 60_000 : 20 * 60_000, async () => {
+    for (const meter of meters) meter.close()
+    await cluster?.stop()
+  })
+  try {
+    if (!await redisAnswers()) throw new Error(`No Redis answers at ${REDIS_URL}: start redis-server, or set REDIS_URL.`)
+    const single = await RedisMeter.open([endpointOf(REDIS_URL)])
+    meters.push(single)
+    let clusterMeter: RedisMeter | null = null
+    let clusterError = ''
+    if (impls.some(isSharded)) {
+      try {
+        cluster = await startCluster(masters, replicas)
+        clusterMeter = await RedisMeter.open(cluster.nodes)
+        meters.push(clusterMeter)
+      } catch (error) {
+        clusterError = `the Redis Cluster did not start: ${(error as Error).message.split('\n')[0]}`
+        console.error(clusterError)
       }
     }
-    const rate = (impl: Impl): number => (n * m) / (median(times[impl]) / 1000)
-    // Same deliveries in both: the rate ratio of a pair is the inverse ratio of its times.
-    const paired = times.nexus.map((ms, r) => times['socket.io'][r] / ms)
-    const ratio = median(paired)
-    ratios.push({ label: `N=${n} M=${m}`, ratio, low: Math.min(...paired), high: Math.max(...paired) })
-    for (const impl of IMPLS) {
-      rows.push([`burst N=${n} M=${m}`, LABELS[impl], `${median(times[impl]).toFixed(1)} ms`, `${Math.round(rate(impl)).toLocaleString('en-US')} /s`, String(disorder[impl]), impl === 'nexus' ? `${ratio.toFixed(2)}× (${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)})` : '1.00×'])
+    const code = codeState()
+    const box = machine()
+    const environment = {
+      node: process.version,
+      machine: box.text,
+      redis: `Redis ${single.version} at ${REDIS_URL}`,
+      cluster: cluster === null ? (impls.some(isSharded) ? clusterError : 'not started') : `${masters} masters, ${replicas} replica(s) each, Redis ${clusterMeter?.version ?? '?'}: ${cluster.nodes.map((node) => `${node.host}:${node.port}`).join(', ')}`,
+      versions: { ioredis: versionOf('ioredis'), 'socket.io': versionOf('socket.io'), '@socket.io/redis-adapter': versionOf('@socket.io/redis-adapter') },
+      code: code.text,
+      loadAverageBefore: os.loadavg()
     }
-    await stop(setups)
-  }
+    console.log(`Cross-instance fan-out through Redis, ${quick ? 'quick' : 'full'} run: ${impls.join(', ')}; ${repeats} repeats; node ${process.version}; ${box.text}; processes not pinned`)
+    console.log(`${environment.redis}; cluster: ${environment.cluster}`)
+    console.log(`Measured: ${code.text}`)
+    console.log('A publishes, B\'s clients receive: every message crosses Redis.\n')
 
-  {
-    const prefix = `bench-${process.pid}-latency`
-    const setups = [await setup('nexus', latency.n, `${prefix}-nexus`), await setup('socket.io', latency.n, `${prefix}-sio`)]
-    for (const s of setups) await burst(s, 100)
-    const samples: Record<Impl, number[]> = { nexus: [], 'socket.io': [] }
-    for (let r = 0; r < Math.min(repeats, 3); r++) {
-      for (const s of r % 2 === 0 ? setups : [...setups].reverse()) samples[s.impl].push(...await paced(s, latency.count, latency.interval))
+    const results: ScenarioResult[] = []
+    let latencyResult: LatencyResult | null = null
+    for (const [index, { n, m }] of scenarios.entries()) {
+      const deployments: Deployment[] = []
+      for (const impl of impls) {
+        const d = await deploy(impl, { servers: 1, clientProcesses: 1, clients: n, prefix: `bench-${process.pid}-${n}-${impl}`, cluster: cluster?.nodes ?? null, clusterError })
+        if (d.broken !== undefined) console.error(`${impl}: cannot run: ${d.broken}`)
+        deployments.push(d)
+      }
+      const context: Context = { deployments, single, cluster: clusterMeter }
+      const result: ScenarioResult = { n, m, rounds: {}, broken: {} }
+      const run = async (d: Deployment, kind: 'burst' | 'paced', count: number, interval?: number): Promise<Round | undefined> => {
+        checkAlive(d)
+        if (d.broken !== undefined) return undefined
+        const round = await measure(d, context, kind, count, interval)
+        if (!round.ok) console.error(`${d.impl}: round failed: ${round.error ?? ''}`)
+        checkAlive(d)
+        return round
+      }
+      console.log(`burst N=${n} M=${m}: warm-up`)
+      for (const d of deployments) for (let i = 0; i < 2; i++) await run(d, 'burst', m)
+      for (let r = 0; r < repeats; r++) {
+        const order = r % 2 === 0 ? deployments : [...deployments].reverse()
+        for (const d of order) (result.rounds[d.impl] ??= [])[r] = await run(d, 'burst', m)
+        console.log(`burst N=${n} M=${m}: repeat ${r + 1}/${repeats}: ${deployments.map((d) => `${d.impl} ${fmt(rate(result.rounds[d.impl]?.[r]))}/s`).join(', ')}`)
+      }
+      if (index === 0) {
+        latencyResult = { n, ...latency, rounds: {} }
+        for (let r = 0; r < latency.repeats; r++) {
+          const order = r % 2 === 0 ? deployments : [...deployments].reverse()
+          for (const d of order) {
+            const round = await run(d, 'paced', latency.count, latency.interval)
+            if (round !== undefined) (latencyResult.rounds[d.impl] ??= []).push(round)
+          }
+          console.log(`latency N=${n}, 1 per ${latency.interval} ms: round ${r + 1}/${latency.repeats}`)
+        }
+      }
+      for (const d of deployments) if (d.broken !== undefined) result.broken[d.impl] = d.broken
+      await teardown(deployments)
+      results.push(result)
     }
-    for (const impl of IMPLS) {
-      const p50 = percentile(samples[impl], 0.5)
-      const p99 = percentile(samples[impl], 0.99)
-      rows.push([`latency N=${latency.n}, 1 per ${latency.interval} ms`, LABELS[impl], `p50 ${p50.toFixed(2)} ms`, `p99 ${p99.toFixed(2)} ms`, '-', impl === 'nexus' ? `${(percentile(samples['socket.io'], 0.5) / p50).toFixed(2)}× (p50)` : '1.00×'])
-    }
-    await stop(setups)
-  }
 
-  const header = ['scenario', 'implementation', 'time', 'deliveries', 'out of order', 'vs socket.io']
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i].length)))
-  const line = (cells: string[]): string => cells.map((cell, i) => cell.padEnd(widths[i])).join('  ')
-  console.log(line(header))
-  console.log(widths.map((width) => '-'.repeat(width)).join('  '))
-  for (const row of rows) console.log(line(row))
-  console.log(`\nfastify-nexus-realtime / socket.io delivery rate through Redis (median of paired rounds, range): ${ratios.map(({ label, ratio, low, high }) => `${label} ${ratio.toFixed(2)}× (${low.toFixed(2)}–${high.toFixed(2)})`).join('; ')}. Above 1: nexus delivers faster.`)
+    const wallSeconds = (Date.now() - began) / 1000
+    const text = report(impls, results, latencyResult, { quick, repeats, startedAt, environment, wallSeconds })
+    console.log(`\n${text}`)
+    if (write) {
+      const files = writeResults('redis-fanout', startedAt, text, {
+        date: startedAt.toISOString(),
+        command: `node --import tsx bench/redis-fanout.ts ${argv.join(' ')}`.trim(),
+        mode: quick ? 'quick' : 'full',
+        wallSeconds,
+        environment: { ...environment, loadAverageAfter: os.loadavg() },
+        plan: { impls, repeats, scenarios, latency: { n: scenarios[0].n, ...latency }, masters, replicas },
+        scenarios: results.map((s) => ({ ...s, rounds: Object.fromEntries(Object.entries(s.rounds).map(([impl, rounds]) => [impl, rounds.map((round) => round === undefined ? null : { ...round, rate: rate(round) })])) })),
+        latency: latencyResult === null
+          ? null
+          : {
+              ...latencyResult,
+              rounds: Object.fromEntries(Object.entries(latencyResult.rounds).map(([impl, rounds]) => [impl, rounds.map(({ latencies, ...rest }) => ({ ...rest, percentiles: percentiles(latencies ?? []) }))])),
+              pooled: Object.fromEntries(Object.entries(latencyResult.rounds).map(([impl, rounds]) => [impl, percentiles(rounds.flatMap((round) => round.latencies ?? []))]))
+            }
+      })
+      console.log(`written: ${files.join(', ')}`)
+    }
+  } finally {
+    clear()
+    for (const meter of meters) meter.close()
+    meters = []
+    if (cluster !== null) await cluster.stop()
+    cluster = null
+  }
 }
 
-/** Which code the run measured: the commit, whether lib/ had changes, when dist/ was built. */
-function codeState (): string {
-  const root = path.join(__dirname, '..')
-  let commit = 'unknown commit'
-  let dirty = ''
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim()
-    dirty = execFileSync('git', ['status', '--porcelain', 'lib'], { cwd: root, encoding: 'utf8' }).trim() === '' ? '' : ' + uncommitted changes in lib/'
-  } catch {}
-  let built = 'missing'
-  try {
-    built = statSync(path.join(root, 'dist', 'index.js')).mtime.toISOString()
-  } catch {}
-  return `${commit}${dirty}, dist/ built ${built}`
+// ------------------------------------------------------------------ the report
+
+interface ReportInfo {
+  quick: boolean
+  repeats: number
+  startedAt: Date
+  environment: Record<string, unknown> & { machine: string, redis: string, cluster: string, code: string }
+  wallSeconds: number
 }
 
-async function stop (setups: Setup[]): Promise<void> {
-  stopping = true
-  for (const s of setups) {
-    for (const child of [s.clients, s.publisher, s.subscriber]) {
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGTERM')
-      await exited
-    }
+function rates (s: ScenarioResult, impl: RedisImpl): Array<number | undefined> {
+  return (s.rounds[impl] ?? []).map(rate)
+}
+
+/** × nexus and × the matching socket.io of `impl`'s deliveries/s in `s` (paired rounds). */
+function ratios (s: ScenarioResult, impl: RedisImpl): { vsNexus: Paired | undefined, vsSocketIo: Paired | undefined } {
+  return {
+    vsNexus: impl === 'nexus' ? undefined : paired(rates(s, impl), rates(s, 'nexus')),
+    vsSocketIo: isSocketIo(impl) ? undefined : paired(rates(s, impl), rates(s, socketIoMatch(impl)))
   }
-  stopping = false
+}
+
+function medianRate (s: ScenarioResult, impl: RedisImpl): number | undefined {
+  const ok = rates(s, impl).filter((value): value is number => value !== undefined)
+  return ok.length === 0 ? undefined : median(ok)
+}
+
+function statusOf (s: ScenarioResult, impl: RedisImpl): string {
+  const rounds = s.rounds[impl] ?? []
+  const failed = rounds.filter((round) => round !== undefined && !round.ok).length
+  const noisy = rounds.filter((round) => round?.noise.flagged === true).length
+  return (noisy > 0 ? ` ⚠${noisy}` : '') + (failed > 0 ? ` ✗${failed}` : '')
+}
+
+function report (impls: readonly RedisImpl[], scenarios: readonly ScenarioResult[], latency: LatencyResult | null, info: ReportInfo): string {
+  const pooled = (impl: RedisImpl): Percentiles | undefined => {
+    const samples = (latency?.rounds[impl] ?? []).filter((round) => round.ok).flatMap((round) => round.latencies ?? [])
+    return samples.length === 0 ? undefined : percentiles(samples)
+  }
+  const brokenOf = (impl: RedisImpl): string | undefined => scenarios.map((s) => s.broken[impl]).find((why) => why !== undefined)
+
+  // The summary: one row per implementation, to paste into the README.
+  const head = ['implementation']
+  for (const { n, m } of scenarios) head.push(`N=${n.toLocaleString('en-US')}, M=${m.toLocaleString('en-US')}: deliveries/s`, '× nexus', '× socket.io, same Redis')
+  head.push('latency p50', 'p90', 'p99', 'p99.9', 'max (ms)')
+  const rows = impls.map((impl) => {
+    const cells = [IMPL_LABELS[impl]]
+    for (const s of scenarios) {
+      const { vsNexus, vsSocketIo } = ratios(s, impl)
+      cells.push(`${fmt(medianRate(s, impl))}${statusOf(s, impl)}`, fmtPaired(vsNexus), fmtPaired(vsSocketIo))
+    }
+    const p = pooled(impl)
+    cells.push(fmt(p?.p50, 2), fmt(p?.p90, 2), fmt(p?.p99, 2), fmt(p?.p999, 2), fmt(p?.max, 1))
+    return cells
+  })
+  const summary = markdownTable(head, rows, (i) => i > 0)
+
+  // Per scenario: where the time and the CPU went.
+  const details = scenarios.map((s) => {
+    const deliveries = s.n * s.m
+    const detailRows = impls.map((impl) => {
+      const ok = (s.rounds[impl] ?? []).filter((round): round is Round => round?.ok === true)
+      const values = ok.map((round) => round.deliveries / (round.ms / 1000))
+      const med = (pick: (round: Round) => number): number | undefined => ok.length === 0 ? undefined : median(ok.map(pick))
+      const range = values.length === 0 ? '–' : `${fmt(Math.min(...values))}–${fmt(Math.max(...values))}`
+      return [
+        IMPL_LABELS[impl],
+        `${ok.length}/${(s.rounds[impl] ?? []).filter((round) => round !== undefined).length}`,
+        fmt(med((round) => round.ms)),
+        `${fmt(medianRate(s, impl))} (${range})`,
+        String(ok.reduce((sum, round) => sum + round.outOfOrder, 0)),
+        fmt(med((round) => round.cpu.publisher)),
+        fmt(med((round) => round.cpu.servers[0] * 1000 / deliveries)),
+        fmt(med((round) => round.cpu.clients[0] * 1000 / deliveries)),
+        fmt(med((round) => round.cpu.redis)),
+        `${fmt(med((round) => (round.commands?.publish ?? Number.NaN) / round.messages), 2)} / ${fmt(med((round) => (round.commands?.spublish ?? Number.NaN) / round.messages), 2)}`,
+        String((s.rounds[impl] ?? []).filter((round) => round?.noise.flagged === true).length)
+      ]
+    })
+    return `#### Burst, N = ${s.n.toLocaleString('en-US')} clients on B, M = ${s.m.toLocaleString('en-US')} messages (${deliveries.toLocaleString('en-US')} deliveries per round)\n\n` +
+      markdownTable(['implementation', 'rounds ok', 'round, ms (median)', 'deliveries/s, median (range)', 'out of order', 'A\'s CPU, ms', 'B\'s CPU, µs/delivery', 'clients\' CPU, µs/delivery', 'Redis CPU, ms', 'PUBLISH / SPUBLISH per message', 'noisy rounds'], detailRows, (i) => i > 0)
+  })
+
+  let latencyText = ''
+  if (latency !== null) {
+    const latencyRows = impls.map((impl) => {
+      const rounds = latency.rounds[impl] ?? []
+      const ok = rounds.filter((round) => round.ok)
+      const p = pooled(impl)
+      const seconds = ok.reduce((sum, round) => sum + round.ms, 0) / 1000
+      const cores = (pick: (round: Round) => number): string => seconds === 0 ? '–' : fmt(ok.reduce((sum, round) => sum + pick(round), 0) / 1000 / seconds, 2)
+      return [
+        IMPL_LABELS[impl],
+        `${ok.length}/${rounds.length}`,
+        p === undefined ? '–' : p.count.toLocaleString('en-US'),
+        fmt(p?.p50, 2), fmt(p?.p90, 2), fmt(p?.p99, 2), fmt(p?.p999, 2), fmt(p?.max, 1),
+        String(ok.filter((round) => (round.lagMs ?? 0) > Math.max(20, 0.1 * round.ms)).length),
+        cores((round) => round.cpu.servers[0]),
+        cores((round) => round.cpu.redis),
+        String(rounds.filter((round) => round.noise.flagged).length)
+      ]
+    })
+    latencyText = `#### Latency, N = ${latency.n} clients on B, 1 message per ${latency.interval} ms (${Math.round(1000 / latency.interval * latency.n).toLocaleString('en-US')} deliveries/s), ${latency.count.toLocaleString('en-US')} messages × ${latency.repeats} rounds\n\n` +
+      markdownTable(['implementation', 'rounds ok', 'samples', 'p50, ms', 'p90', 'p99', 'p99.9', 'max', 'saturated rounds', 'B\'s CPU, cores', 'Redis CPU, cores', 'noisy rounds'], latencyRows, (i) => i > 0)
+  }
+
+  const broken = impls.flatMap((impl) => {
+    const why = brokenOf(impl)
+    return why === undefined ? [] : [`- **${impl} did not run**: ${why}`]
+  })
+  const { environment: env } = info
+  return [
+    `## Cross-instance fan-out through Redis (${info.quick ? 'quick' : 'full'} run, ${info.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC)`,
+    '',
+    `${env.machine}; node ${process.version}; processes not pinned. ${env.redis}; Redis Cluster: ${env.cluster}. Measured: ${env.code}. ${info.repeats} repeats per implementation, interleaved; wall time ${info.wallSeconds.toFixed(0)} s.`,
+    '',
+    ...(broken.length === 0 ? [] : [...broken, '']),
+    summary,
+    '',
+    `Deliveries/s: median of the burst rounds (N clients × M messages ÷ A's first broadcast → the last arrival). × nexus, × socket.io: median of the paired rounds' ratios of deliveries/s (the same repeat), range in brackets; above 1 is faster than the implementation named. The socket.io variant on the same kind of Redis: \`socket.io\` for \`nexus\`, \`socket.io-sharded\` for \`nexus-sharded\`. Latency: A's broadcast call → a client on B has parsed the message, one sample per client and message, pooled over the rounds (N = ${latency?.n ?? '–'}, 1 message per ${latency?.interval ?? '–'} ms). ⚠n: n rounds in which processes outside the benchmark used more than 0.1 core; ✗n: n rounds that failed.`,
+    '',
+    ...details.flatMap((text) => [text, '']),
+    latencyText,
+    '',
+    'A\'s CPU: the publisher\'s, ms per round; B\'s: the instance with the clients, per delivery; clients\': the process of the N raw ws clients, per delivery; Redis: `used_cpu_user + used_cpu_sys` of the Redis server (the cluster\'s nodes together), ms per round (latency: cores, i.e. CPU-s per s). PUBLISH / SPUBLISH per message: the calls Redis counted (INFO commandstats) during the round ÷ the messages A broadcast, on the single Redis (which may also count other clients\' commands) or the cluster (the benchmark\'s own). Saturated: the last message arrived more than 20 ms and 10 % of the round after A had sent it: B or its clients fell behind, and the latency is mostly queueing.',
+    ''
+  ].join('\n')
 }
 
 // ------------------------------------------------------------------ entry
 
-const [role, ...rest] = process.argv.slice(2)
-if (role === 'server' || role === 'clients') {
-  // A child ends with the orchestrator; on SIGTERM it exits normally (so that --cpu-prof can write its profile).
-  process.on('disconnect', () => process.exit(0))
-  process.on('SIGTERM', () => process.exit(0))
-  const run = role === 'server' ? serverRole(rest[0] as Impl, rest[1]) : clientsRole(rest[0] as Impl, Number(rest[1]), Number(rest[2]))
-  run.catch((err) => {
-    console.error(err)
-    process.exit(1)
-  })
-} else {
-  orchestrate(process.argv.slice(2)).then(() => process.exit(0), (err) => {
-    console.error(err)
-    for (const child of children) child.kill('SIGKILL')
-    process.exit(1)
-  })
-}
+orchestrate(process.argv.slice(2)).then(() => process.exit(0), (error: unknown) => {
+  console.error(error)
+  process.exit(1)
+})
