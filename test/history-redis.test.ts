@@ -196,6 +196,36 @@ withRedis(t, 'history over Redis', async (t) => {
     t.equal(c.got.length, 2, 'nothing replayed')
   })
 
+  t.test('the store went back in one epoch (a failover to a replica that missed the last writes): a new epoch, the client told', async (t) => {
+    const prefix = uniquePrefix('hist-back')
+    const a = await instance(t, REDIS_URL, prefix)
+    const redis = redisClient(t)
+    const room = 'chat:back'
+    const c = client(t, a.url, room, 500)
+    await until(() => a.app.getWebSocket().roomSize(room) === 1, 10_000, 'connected')
+    const manager = a.app.getWebSocket()
+    const first = await manager.publish(room, 'one')
+    await manager.publish(room, 'two')
+    await manager.publish(room, 'three')
+    await until(() => c.got.length === 3)
+
+    // What a promoted replica that had not received the last two writes holds.
+    const stream = `${prefix}:s:{${room}}`
+    const [[, fields]] = await redis.xrange(stream, '1-0', '1-0')
+    await redis.del(stream)
+    await redis.xadd(stream, '1-0', ...fields)
+    await redis.hset(`${prefix}:h:{${room}}`, 'o', 1)
+    t.same(await manager.publish(room, 'other two'), { offset: 2, epoch: first.epoch }, 'the store gives offset 2 again')
+    await until(() => c.resumes.length === 1, 10_000, 'the client told')
+    t.match(c.resumes[0], { room, recovered: false, reason: 'EPOCH_CHANGED' })
+    const renewed = await manager.history(room)
+    t.not(renewed.position.epoch, first.epoch, 'a new epoch in the store')
+    t.same(renewed.messages, [], 'the old epoch\'s messages dropped')
+    await manager.publish(room, 'after')
+    await until(() => c.got.length === 4, 10_000, 'the new epoch\'s messages')
+    t.same(c.got.map(([, offset, data]) => [offset, data]), [[1, 'one'], [2, 'two'], [3, 'three'], [1, 'after']], 'no message under an offset the client had')
+  })
+
   t.test('a lost pub/sub message is filled by the instance, once, without any client reconnecting', async (t) => {
     const prefix = uniquePrefix('hist-gap')
     const a = await instance(t, REDIS_URL, prefix)

@@ -22,7 +22,7 @@ t.setTimeout(180_000)
 // (test/redis-history.test.ts, test/history-redis.test.ts).
 
 interface Call {
-  kind: 'append' | 'position' | 'read'
+  kind: 'append' | 'position' | 'read' | 'renew'
   room: string
   args: unknown[]
   resolve: (value: unknown) => void
@@ -43,6 +43,10 @@ class ScriptedStore implements AdapterHistory {
 
   async read (room: string, after: number, limit: number): Promise<HistoryRead> {
     return await this.call('read', room, [after, limit]) as HistoryRead
+  }
+
+  async renew (room: string, epoch: string, candidate: string): Promise<Position> {
+    return await this.call('renew', room, [epoch, candidate]) as Position
   }
 
   private async call (kind: Call['kind'], room: string, args: unknown[]): Promise<unknown> {
@@ -236,6 +240,75 @@ t.test('an epoch that changes is told to every member, and delivery goes on in t
   await until(() => member.lost.length === 6)
   t.same(member.lost[5].position, at(0, 'J'))
   t.equal(store.calls.length, 0, 'no read for an empty epoch')
+})
+
+t.test('a store that went back in one epoch (messages delivered here lost, their offsets given again): a new epoch, members told', async (t) => {
+  const { hub, store } = await setup(t)
+  const member = new Recorder('a')
+  enter(hub, 'r:1', member)
+  ;(await store.next('position')).resolve(at(0))
+  await tick()
+  for (const n of [1, 2, 3]) hub.sequenced('r:1', at(n), msg(`m${n}`), null)
+  t.same(member.got.map(([offset]) => offset), [1, 2, 3])
+
+  // The same message again (a fill and live delivery overlapping): nothing.
+  hub.sequenced('r:1', at(2), msg('m2'), null)
+  t.equal(store.calls.length, 0, 'an echo of a delivered message is dropped')
+
+  // Other bytes at offset 2: the store lost 2 and 3 and numbered a new message 2.
+  hub.sequenced('r:1', at(2), msg('new 2'), null)
+  hub.sequenced('r:1', at(3), msg('new 3'), null)
+  const renew = await store.next('renew')
+  t.equal(renew.args[0], 'E', 'only if the room is still at the epoch that went back')
+  t.ok(logged.includes('The history store lost messages of a room delivered here (a failover, or a restart from an older file): the room starts a new epoch'))
+  t.equal(store.calls.length, 0, 'asked once while it is under way')
+  renew.resolve(at(0, renew.args[1] as string))
+  await tick()
+  t.same(member.lost, [{ position: at(0, renew.args[1] as string), recovered: false, missed: 0, reason: 'EPOCH_CHANGED' }])
+  hub.sequenced('r:1', at(1, renew.args[1] as string), msg('fresh'), null)
+  t.same(member.got.map(([offset, text]) => `${offset}${text}`), ['1m1', '2m2', '3m3', '1fresh'])
+
+  // The same flag differing is other bytes too; a resync that finds the store behind this instance is the other sign.
+  const epoch = renew.args[1] as string
+  hub.sequenced('r:1', at(1, epoch), encodedFrom(Buffer.from('fresh'), true), null)
+  const again = await store.next('renew')
+  t.equal(again.args[0], epoch)
+  // Another instance renewed first and messages followed: that epoch, read from its start.
+  again.resolve(at(2, 'OTHER'))
+  await tick()
+  const read = await store.next('read')
+  t.same(read.args, [0, 2])
+  read.resolve({ position: at(2, 'OTHER'), messages: [stored(1, 'o1'), stored(2, 'o2')] })
+  await tick()
+  await until(() => member.got.length === 6)
+
+  hub.resync('r:1')
+  ;(await store.next('position')).resolve(at(1, 'OTHER'))
+  await tick()
+  const failing = await store.next('renew')
+  failing.reject(new Error('down'))
+  await tick()
+  t.ok(logged.includes('Could not start a new epoch for a history room whose store lost messages'))
+  t.equal(member.lost.length, 2, 'the room goes on in its epoch')
+
+  // A position read while the epoch changed here: lower than what the old epoch delivered, and no sign.
+  hub.resync('r:1')
+  const reading = await store.next('position')
+  hub.sequenced('r:1', at(1, 'NEXT'), msg('n1'), null)
+  reading.resolve(at(1, 'NEXT'))
+  await tick()
+  t.equal(store.calls.length, 0, 'no new epoch asked for')
+  t.equal(member.lost.length, 3, 'the epoch that started meanwhile told')
+
+  // Asked again at the next sign; the room is left before the answer: ignored.
+  hub.resync('r:1')
+  ;(await store.next('position')).resolve(at(0, 'NEXT'))
+  await tick()
+  const late = await store.next('renew')
+  hub.leave('r:1', member)
+  late.resolve(at(0, 'LATE'))
+  await tick()
+  t.equal(member.lost.length, 3)
 })
 
 t.test('store failures: a failed position or read is retried; results for a room no longer followed are ignored', async (t) => {

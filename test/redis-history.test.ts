@@ -335,6 +335,21 @@ withRedis(t, 'the history store against a real Redis', async (t) => {
     t.same(await b.adapter.history.position('other'), read.position, 'which every instance shares')
   })
 
+  t.test('renew(): a new epoch only when the room is still at the one that went back', async (t) => {
+    const prefix = uniquePrefix('renew')
+    const one = await store(t, prefix)
+    const redis = redisClient(t)
+    const first = await one.adapter.history.append('r', text(1), policy, null)
+    await one.adapter.history.append('r', text(2), policy, null)
+    t.same(await one.adapter.history.renew('r', 'not-this-one', 'cand0001'), { offset: 2, epoch: first.epoch }, 'another epoch: left as it is')
+    t.equal(await redis.xlen(streamKey(prefix, 'r')), 2)
+    t.same(await one.adapter.history.renew('r', first.epoch, 'cand0002'), { offset: 0, epoch: 'cand0002' }, 'the same epoch: the candidate, at 0')
+    t.equal(await redis.exists(streamKey(prefix, 'r')), 0, 'the old epoch\'s messages dropped')
+    t.same(await one.adapter.history.append('r', text(3), policy, null), { offset: 1, epoch: 'cand0002' })
+    t.same(await one.adapter.history.renew('empty', 'whatever', 'cand0003'), { offset: 0, epoch: 'cand0003' }, 'a room with no history starts the candidate')
+    t.ok(await redis.pttl(metaKey(prefix, 'empty')) > 0, 'with an expiry')
+  })
+
   t.test('a room name with braces and unicode keeps its own keys and channel', async (t) => {
     const prefix = uniquePrefix('names')
     const one = await store(t, prefix)

@@ -723,6 +723,13 @@ declare namespace nexusRealtime {
     position(room: string): Promise<Position>
     /** Up to `limit` messages with an offset above `after`, oldest first. */
     read(room: string, after: number, limit: number): Promise<HistoryRead>
+    /**
+     * The store lost messages of `epoch` that an instance delivered (its
+     * offsets went back): when the room is still at `epoch`, it starts
+     * `candidate` at offset 0, its stored messages dropped. Resolves with the
+     * room's position after.
+     */
+    renew(room: string, epoch: string, candidate: string): Promise<Position>
   }
 
   /** One key of this instance's part of a presence room, as `AdapterPresence.update` writes it. */

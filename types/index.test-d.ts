@@ -440,6 +440,7 @@ expectAssignable<RoomPolicy>({ history: { size: 1, ttl: 1 } })
 expectAssignable<HistoryPolicy>({ size: 1, ttl: 1 })
 expectType<AdapterHistory | undefined>(({} as Adapter).history)
 expectType<Promise<HistoryRead>>(({} as AdapterHistory).read('room', 0, 10))
+expectType<Promise<Position>>(({} as AdapterHistory).renew('room', 'old epoch', 'new epoch'))
 expectAssignable<BroadcastOptions>({ except: socket })
 expectAssignable<BroadcastOptions>({ except: [socket, other] })
 

@@ -59,6 +59,8 @@ class Followed<M> extends RoomLog {
   filling = false
   /** the fill in progress; a fill whose number is not this one any more (the epoch changed) is ignored */
   fillId = 0
+  /** the store is asked for a new epoch (it gave offsets this instance had delivered again) */
+  renewing = false
   /** messages of the current epoch that arrived ahead of a gap, by offset */
   readonly ahead = new Map<number, Ahead>()
   /** joined before `ready` */
@@ -400,7 +402,13 @@ export class History<M extends Member> {
 
   private take (room: string, log: Followed<M>, position: Position, message: EncodedMessage, exceptIds: ReadonlySet<string> | null): void {
     if (position.epoch !== log.epoch) this.epochChanged(room, log, position.epoch)
-    if (position.offset <= log.top) return
+    if (position.offset <= log.top) {
+      // Delivered already, normally the same message (a fill and live delivery overlapped). Other bytes
+      // at that offset: the store lost messages delivered here and numbers new ones with their offsets.
+      const delivered = log.at(position.offset)
+      if (delivered !== undefined && (delivered.message.binary !== message.binary || !delivered.message.data.equals(message.data))) this.diverged(room, log)
+      return
+    }
     if (position.offset === log.top + 1) {
       this.deliver(room, log, position.offset, message, exceptIds)
       this.drain(room, log)
@@ -481,6 +489,32 @@ export class History<M extends Member> {
     this.tellAll(room, { position: { offset: 0, epoch }, recovered: false, missed: 0, reason: 'EPOCH_CHANGED' })
   }
 
+  /**
+   * The store went back in one epoch: it lost messages this instance
+   * delivered (Redis failed over to a replica that had not received them yet,
+   * or restarted from a file older than its last writes), and gives, or will
+   * give, their offsets to other messages. Clients holding those offsets
+   * would skip the new ones: the store starts a new epoch (only if the room
+   * is still at this one: another instance may have done so), and the
+   * room's members are told, as when its history is lost.
+   */
+  private diverged (room: string, log: Followed<M>): void {
+    if (log.renewing) return
+    log.renewing = true
+    this.log().warn({ room, epoch: log.epoch, top: log.top }, 'The history store lost messages of a room delivered here (a failover, or a restart from an older file): the room starts a new epoch')
+    const shared = this.shared as AdapterHistory
+    shared.renew(room, log.epoch, newEpoch()).then((position) => {
+      log.renewing = false
+      if (this.logs.get(room) !== log || position.epoch === log.epoch) return
+      this.epochChanged(room, log, position.epoch)
+      if (position.offset > 0) this.fill(room, log, position.offset)
+    }, (err: Error) => {
+      log.renewing = false
+      // Tried again at the next sign of it (a message, a resync); meanwhile the room goes on in the old epoch.
+      this.log().error({ err, room }, 'Could not start a new epoch for a history room whose store lost messages')
+    })
+  }
+
   private tellAll (room: string, admission: Admission): void {
     this.counters.resumeFailed++
     for (const member of this.hub.membersOf(room)) member.historyLost(room, admission)
@@ -500,6 +534,8 @@ export class History<M extends Member> {
     }
     log.syncing = true
     const shared = this.shared as AdapterHistory
+    // What was delivered here when the position was asked for: the store has at least that, unless it went back.
+    const delivered = { offset: log.top, epoch: log.epoch }
     shared.position(room).then((position) => {
       log.syncing = false
       if (this.logs.get(room) !== log) return
@@ -510,6 +546,8 @@ export class History<M extends Member> {
         if (position.offset > 0) this.fill(room, log, position.offset)
       } else if (position.offset > log.top) {
         this.fill(room, log, position.offset)
+      } else if (position.offset < delivered.offset && position.epoch === delivered.epoch) {
+        this.diverged(room, log)
       }
       if (log.syncAgain) {
         log.syncAgain = false

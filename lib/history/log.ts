@@ -48,6 +48,13 @@ export class RoomLog {
     this.head = (this.head + 1) % this.capacity
   }
 
+  /** The message at `offset`, when this instance still keeps it. */
+  at (offset: number): Entry | undefined {
+    const back = this.top - offset
+    if (back < 0 || back >= this.count) return undefined
+    return this.ring[(this.head + this.count - 1 - back) % this.capacity]
+  }
+
   /** Forgets every message (the room starts again from `top`: a new epoch, or a gap that cannot be filled). */
   reset (epoch: string, top: number): void {
     this.epoch = epoch

@@ -30,7 +30,7 @@ export type Connections = {
  */
 const CONNECTION_OPTIONS = { lazyConnect: true, enableOfflineQueue: false, autoResubscribe: false }
 
-function noop (): void {}
+export function noop (): void {}
 
 /**
  * Loads ioredis, an optional peer dependency: only `redisAdapter({ url })`

@@ -56,6 +56,20 @@ redis.call(ARGV[9], ARGV[4], ARGV[5] .. length .. header .. ARGV[7])
 return { offset, epoch }
 `
 
+/**
+ * KEYS hash, stream; ARGV the epoch that lost messages, candidate epoch.
+ * Starts the candidate when the room is still at that epoch (or has none).
+ * Returns { top, epoch }.
+ */
+const RENEW = `
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if epoch and epoch ~= ARGV[1] then return { tonumber(redis.call('HGET', KEYS[1], 'o')), epoch } end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'e', ARGV[2], 'o', 0)
+redis.call('PEXPIRE', KEYS[1], ${META_TTL})
+return { 0, ARGV[2] }
+`
+
 /** KEYS hash, stream; ARGV candidate epoch. Returns { top, epoch }. */
 const POSITION = META + `
 local epoch, top = meta(ARGV[1])
@@ -78,7 +92,7 @@ function script (source: string): Script {
   return { source, sha: createHash('sha1').update(source).digest('hex') }
 }
 
-const scripts = { append: script(APPEND), position: script(POSITION), read: script(READ) }
+const scripts = { append: script(APPEND), position: script(POSITION), read: script(READ), renew: script(RENEW) }
 
 /** A new epoch: 48 random bits, base64url (8 characters, nothing to escape in JSON). */
 function newEpoch (): string {
@@ -127,6 +141,11 @@ export class RedisHistory implements AdapterHistory {
   async position (room: string): Promise<Position> {
     const [offset, epoch] = await this.run(scripts.position, room, [newEpoch()]) as [number, Buffer]
     return { offset, epoch: epoch.toString() }
+  }
+
+  async renew (room: string, epoch: string, candidate: string): Promise<Position> {
+    const [offset, current] = await this.run(scripts.renew, room, [epoch, candidate]) as [number, Buffer]
+    return { offset, epoch: current.toString() }
   }
 
   async read (room: string, after: number, limit: number): Promise<HistoryRead> {

@@ -1,7 +1,5 @@
 import type { RedisClient } from '../../../types/index'
-import { Listeners } from './client'
-
-function noop (): void {}
+import { Listeners, noop } from './client'
 
 /** What the subscribing side tells the adapter. */
 export interface SubscriptionEvents {
