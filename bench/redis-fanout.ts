@@ -44,9 +44,9 @@
  */
 import os from 'node:os'
 import {
-  codeState, deploy, fmt, fmtPaired, guard, IMPL_LABELS, isSocketIo, machine, markdownTable, measure, numberArg, paired,
-  parseImpls, percentiles, REDIS_IMPLS, REDIS_URL, RedisMeter, checkAlive, endpointOf, redisAnswers, socketIoMatch,
-  startCluster, teardown, versionOf, writeResults, type Cluster, type Context, type Deployment, type Paired,
+  codeState, deploy, fmt, fmtPaired, IMPL_LABELS, isSocketIo, machine, markdownTable, measure, numberArg, openTargets, paired,
+  parseImpls, percentiles, REDIS_IMPLS, REDIS_URL, checkAlive, socketIoMatch,
+  teardown, versionOf, writeResults, type Context, type Deployment, type Paired,
   type Percentiles, type RedisImpl, type Round, isSharded
 } from './lib/redis-bench'
 import { median } from './lib/stats'
@@ -84,35 +84,16 @@ async function orchestrate (argv: string[]): Promise<void> {
   const scenarios: Scenario[] = quick ? [{ n: 100, m: 500 }, { n: 1000, m: 50 }] : [{ n: 100, m: 2000 }, { n: 1000, m: 200 }]
   const latency = quick ? { count: 300, interval: 5, repeats: 2 } : { count: 1000, interval: 5, repeats: 3 }
 
-  let cluster: Cluster | null = null
-  let meters: RedisMeter[] = []
-  const { clear } = guard(quick ? 6 * 60_000 : 20 * 60_000, async () => {
-    for (const meter of meters) meter.close()
-    await cluster?.stop()
-  })
+  const targets = await openTargets(impls, masters, replicas, quick ? 6 * 60_000 : 20 * 60_000)
+  const { single, cluster, clusterMeter, clusterError } = targets
   try {
-    if (!await redisAnswers()) throw new Error(`No Redis answers at ${REDIS_URL}: start redis-server, or set REDIS_URL.`)
-    const single = await RedisMeter.open([endpointOf(REDIS_URL)])
-    meters.push(single)
-    let clusterMeter: RedisMeter | null = null
-    let clusterError = ''
-    if (impls.some(isSharded)) {
-      try {
-        cluster = await startCluster(masters, replicas)
-        clusterMeter = await RedisMeter.open(cluster.nodes)
-        meters.push(clusterMeter)
-      } catch (error) {
-        clusterError = `the Redis Cluster did not start: ${(error as Error).message.split('\n')[0]}`
-        console.error(clusterError)
-      }
-    }
     const code = codeState()
     const box = machine()
     const environment = {
       node: process.version,
       machine: box.text,
       redis: `Redis ${single.version} at ${REDIS_URL}`,
-      cluster: cluster === null ? (impls.some(isSharded) ? clusterError : 'not started') : `${masters} masters, ${replicas} replica(s) each, Redis ${clusterMeter?.version ?? '?'}: ${cluster.nodes.map((node) => `${node.host}:${node.port}`).join(', ')}`,
+      cluster: cluster === null ? (impls.some(isSharded) ? clusterError : 'not started') : `${masters} masters, ${replicas} replica(s) each, Redis ${clusterMeter?.version ?? '?'}: ${cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(', ')}`,
       versions: { ioredis: versionOf('ioredis'), 'socket.io': versionOf('socket.io'), '@socket.io/redis-adapter': versionOf('@socket.io/redis-adapter') },
       code: code.text,
       loadAverageBefore: os.loadavg()
@@ -187,11 +168,7 @@ async function orchestrate (argv: string[]): Promise<void> {
       console.log(`written: ${files.join(', ')}`)
     }
   } finally {
-    clear()
-    for (const meter of meters) meter.close()
-    meters = []
-    if (cluster !== null) await cluster.stop()
-    cluster = null
+    await targets.close()
   }
 }
 

@@ -33,9 +33,9 @@
  */
 import os from 'node:os'
 import {
-  checkAlive, codeState, deploy, endpointOf, fmt, fmtPaired, guard, isSharded, machine, markdownTable, measure,
-  numberArg, paired, parseImpls, percentiles, REDIS_URL, RedisMeter, redisAnswers, startCluster, teardown, versionOf,
-  writeResults, type Cluster, type Context, type Deployment, type RedisImpl, type Round
+  checkAlive, codeState, deploy, fmt, fmtPaired, isSharded, machine, markdownTable, measure,
+  numberArg, openTargets, paired, parseImpls, percentiles, REDIS_URL, teardown, versionOf,
+  writeResults, type Context, type Deployment, type RedisImpl, type Round
 } from './lib/redis-bench'
 import { median } from './lib/stats'
 
@@ -78,28 +78,9 @@ async function orchestrate (argv: string[]): Promise<void> {
   const masters = numberArg(argv, 'masters', 3)
   const replicas = numberArg(argv, 'replicas', 0)
 
-  let cluster: Cluster | null = null
-  let meters: RedisMeter[] = []
-  const { clear } = guard(quick ? 6 * 60_000 : 20 * 60_000, async () => {
-    for (const meter of meters) meter.close()
-    await cluster?.stop()
-  })
+  const targets = await openTargets(impls, masters, replicas, quick ? 6 * 60_000 : 20 * 60_000)
+  const { single, cluster, clusterMeter, clusterError } = targets
   try {
-    if (!await redisAnswers()) throw new Error(`No Redis answers at ${REDIS_URL}: start redis-server, or set REDIS_URL.`)
-    const single = await RedisMeter.open([endpointOf(REDIS_URL)])
-    meters.push(single)
-    let clusterMeter: RedisMeter | null = null
-    let clusterError = ''
-    if (impls.some(isSharded)) {
-      try {
-        cluster = await startCluster(masters, replicas)
-        clusterMeter = await RedisMeter.open(cluster.nodes)
-        meters.push(clusterMeter)
-      } catch (error) {
-        clusterError = `the Redis Cluster did not start: ${(error as Error).message.split('\n')[0]}`
-        console.error(clusterError)
-      }
-    }
     const code = codeState()
     const environment = {
       node: process.version,
@@ -173,11 +154,7 @@ async function orchestrate (argv: string[]): Promise<void> {
       console.log(`written: ${files.join(', ')}`)
     }
   } finally {
-    clear()
-    for (const meter of meters) meter.close()
-    meters = []
-    if (cluster !== null) await cluster.stop()
-    cluster = null
+    await targets.close()
   }
 }
 

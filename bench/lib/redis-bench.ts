@@ -15,7 +15,9 @@ import { noiseBetween, snapshot, type Noise } from './noise'
 import { median } from './stats'
 
 export const ROOT = path.join(__dirname, '..', '..')
-export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+import { REDIS_URL, redisAnswers } from '../../test/helpers/redis-ping'
+
+export { REDIS_URL }
 /** the room every client is in */
 export const ROOM = 'fanout'
 /** Every wait on a child is bounded by this (ms), unless a shorter bound is given. */
@@ -233,17 +235,53 @@ export class RedisMeter {
   }
 }
 
-export async function redisAnswers (url = REDIS_URL): Promise<boolean> {
-  const { Redis } = await import('ioredis')
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  client.on('error', () => {})
+export { redisAnswers }
+
+/** The Redis servers of a run: the one at REDIS_URL and, for the sharded implementations, a Redis Cluster started here. */
+export interface Targets {
+  single: RedisMeter
+  cluster: Cluster | null
+  clusterMeter: RedisMeter | null
+  /** why the cluster did not start ('' when it did, or was not needed) */
+  clusterError: string
+  /** stops what was started; also run on SIGINT / SIGTERM and at the run's bound (`limitMs`) */
+  close (): Promise<void>
+}
+
+export async function openTargets (impls: readonly RedisImpl[], masters: number, replicas: number, limitMs: number): Promise<Targets> {
+  let cluster: Cluster | null = null
+  const meters: RedisMeter[] = []
+  const stop = async (): Promise<void> => {
+    for (const meter of meters.splice(0)) meter.close()
+    const started = cluster
+    cluster = null
+    await started?.stop()
+  }
+  const { clear } = guard(limitMs, stop)
+  const close = async (): Promise<void> => {
+    clear()
+    await stop()
+  }
   try {
-    await client.connect()
-    return (await client.ping()) === 'PONG'
-  } catch {
-    return false
-  } finally {
-    client.disconnect()
+    if (!await redisAnswers()) throw new Error(`No Redis answers at ${REDIS_URL}: start redis-server, or set REDIS_URL.`)
+    const single = await RedisMeter.open([endpointOf(REDIS_URL)])
+    meters.push(single)
+    let clusterMeter: RedisMeter | null = null
+    let clusterError = ''
+    if (impls.some(isSharded)) {
+      try {
+        cluster = await startCluster(masters, replicas)
+        clusterMeter = await RedisMeter.open(cluster.nodes)
+        meters.push(clusterMeter)
+      } catch (error) {
+        clusterError = `the Redis Cluster did not start: ${(error as Error).message.split('\n')[0]}`
+        console.error(clusterError)
+      }
+    }
+    return { single, cluster, clusterMeter, clusterError, close }
+  } catch (error) {
+    await close()
+    throw error
   }
 }
 

@@ -48,10 +48,10 @@ export class RoomLog {
     this.head = (this.head + 1) % this.capacity
   }
 
-  /** The message at `offset`, when this instance still keeps it. */
+  /** The message at `offset` (up to `top`), when this instance still keeps it. */
   at (offset: number): Entry | undefined {
     const back = this.top - offset
-    if (back < 0 || back >= this.count) return undefined
+    if (back >= this.count) return undefined
     return this.ring[(this.head + this.count - 1 - back) % this.capacity]
   }
 

@@ -70,7 +70,7 @@ export const METRICS = [
   { name: 'nexus_presence_failures_total', type: 'counter', family: 'presence', labels: [], help: 'Presence writes that failed (the room is written again, whole, once the store answers)' },
   { name: 'nexus_presence_frames_total', type: 'counter', family: 'presence', labels: [], help: 'Presence frames (snapshots, changes, counts) written to watchers' },
   // ------------------------------------------------ Redis adapter
-  { name: 'nexus_redis_connected', type: 'gauge', family: 'redis', labels: [], help: '1 when both connections to Redis are ready, else 0' },
+  { name: 'nexus_redis_connected', type: 'gauge', family: 'redis', labels: [], help: '1 when the connections to Redis are ready and every channel is subscribed, else 0' },
   { name: 'nexus_redis_room_channels', type: 'gauge', family: 'redis', labels: [], help: 'Room channels subscribed: rooms with a member on this instance' },
   { name: 'nexus_redis_published_total', type: 'counter', family: 'redis', labels: [], help: 'Broadcasts published to Redis' },
   { name: 'nexus_redis_publish_errors_total', type: 'counter', family: 'redis', labels: [], help: 'Broadcasts that could not be published (they reached this instance only)' },

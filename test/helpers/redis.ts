@@ -14,21 +14,9 @@ import { childEnv, root, stopChild } from './processes'
 import { type Client, connect, freePort, type TestContext } from './server'
 import { until } from './wait'
 
-export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+import { REDIS_URL, redisAnswers } from './redis-ping'
 
-/** Whether a Redis answers PING at `url` within a second (no retries, nothing left open). */
-export async function redisAnswers (url = REDIS_URL): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  client.on('error', () => {})
-  try {
-    await client.connect()
-    return (await client.ping()) === 'PONG'
-  } catch {
-    return false
-  } finally {
-    client.disconnect()
-  }
-}
+export { REDIS_URL, redisAnswers }
 
 /**
  * Runs `fn` as a subtest when a Redis answers at REDIS_URL. Otherwise the

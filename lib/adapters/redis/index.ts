@@ -58,6 +58,8 @@ export class RedisAdapter implements Adapter {
   private readonly sharded: boolean
   /** after a failed command: on a cluster, reads the slots again soon (a master may have failed over) */
   private readonly slotsMayHaveMoved: () => void
+  /** the connections init() opens and waits for: the publisher, and the subscriber on one Redis (on a cluster the subscriptions open their own) */
+  private readonly connections: readonly RedisClient[]
   /** the connections this adapter made, and quits on close */
   private readonly owned: RedisClient[]
   private readonly prefix: string
@@ -100,6 +102,7 @@ export class RedisAdapter implements Adapter {
     this.pub = pub
     this.owned = owned
     this.sharded = connections.sub === null
+    this.connections = connections.sub === null ? [pub] : [pub, connections.sub]
     this.failedRun = new FailureRun(this.sharded ? SHARDED_QUIET : 0)
     this.uidBytes = randomBytes(UID_BYTES)
     this.uid = this.uidBytes.toString('hex')
@@ -150,7 +153,7 @@ export class RedisAdapter implements Adapter {
     this.listeners.on(this.pub, 'error', (err: Error) => outage.failed('publisher', err))
     this.listeners.on(this.pub, 'ready', () => outage.ready())
 
-    await settled(this.sharded ? [this.pub] : [this.pub, ...this.owned.filter((client) => client !== this.pub)])
+    await settled(this.connections)
     // ioredis connects to a cluster's node at its first command, and refuses the commands that come while
     // it connects (they would be retried after newer ones): every node is connected as soon as it is known.
     if (this.sharded) await settled(nodesOf(this.pub, 'master'))

@@ -78,7 +78,7 @@ export class ShardedSubscriptions implements Subscriptions {
   }
 
   get ready (): boolean {
-    if (this.owners.length === 0) return false
+    // Before the slots were read, no channel has a shard.
     for (const channel of this.wanted) {
       const shard = this.shards.get(this.owners[keySlot(channel)])
       if (shard === undefined || !shard.ready || shard.channels.get(channel)?.confirmed !== true) return false
@@ -255,8 +255,8 @@ export class ShardedSubscriptions implements Subscriptions {
   }
 
   private unsubscribe (shard: Shard, channels: string[]): void {
+    // Only a ready shard has channels: what was subscribed on it.
     for (const channel of channels) shard.channels.delete(channel)
-    if (!shard.ready) return
     const sunsubscribe = shard.client.sunsubscribe as NonNullable<RedisClient['sunsubscribe']>
     // Grouped by slot, as SSUBSCRIBE. A failure means the connection dropped, and its subscriptions with it.
     const bySlot = new Map<number, string[]>()
