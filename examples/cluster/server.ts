@@ -14,6 +14,8 @@
 // Environment: PORT (default 3001; 0 picks a free port), HOST (default
 // localhost), REDIS_URL (default redis://127.0.0.1:6379), REDIS_PREFIX
 // (default nexus-cluster-example), INSTANCE (a name, default instance-<port>).
+// REDIS_CLUSTER (startup nodes, `127.0.0.1:7000,127.0.0.1:7001`) runs it on a
+// Redis Cluster with sharded pub/sub instead of the Redis at REDIS_URL.
 import Fastify from 'fastify'
 import nexusRealtime, { redisAdapter } from 'fastify-nexus-realtime'
 
@@ -21,14 +23,21 @@ const port = Number(process.env.PORT ?? 3001)
 const host = process.env.HOST ?? 'localhost'
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const prefix = process.env.REDIS_PREFIX ?? 'nexus-cluster-example'
+const clusterNodes = process.env.REDIS_CLUSTER?.split(',').filter(Boolean).map((node) => {
+  const [nodeHost, nodePort] = node.split(':')
+  return { host: nodeHost, port: Number(nodePort) }
+})
 
 interface User { name: string }
 type ClientMessage = { type: 'chat', text: string } | { type: 'whoami' }
 
 async function start (): Promise<void> {
   const app = Fastify({ logger: true })
-  // Every instance: the same Redis, the same prefix.
-  await app.register(nexusRealtime, { adapter: redisAdapter({ url: redisUrl }, { prefix }) })
+  // Every instance: the same Redis (or Redis Cluster), the same prefix.
+  const adapter = clusterNodes === undefined || clusterNodes.length === 0
+    ? redisAdapter({ url: redisUrl }, { prefix })
+    : redisAdapter({ cluster: clusterNodes }, { prefix })
+  await app.register(nexusRealtime, { adapter })
   const realtime = app.getWebSocket()
   let instance = process.env.INSTANCE ?? `instance-${port}`
 
