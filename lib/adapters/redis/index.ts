@@ -114,10 +114,13 @@ export class RedisAdapter implements Adapter {
     this.roomChannelPrefix = `${prefix}:room:`
     const fixed = [this.allChannel, this.queryChannel, this.answerChannel]
     if (connections.sub === null) {
-      // A failover seen by the subscriptions is told to the cluster client at once: it
-      // routes commands by its own map of the slots, which it reads again only now and then.
-      const refresh = (pub as { refreshSlotsCache?: () => void }).refreshSlotsCache
-      const sharded = new ShardedSubscriptions(pub, connections.shard, fixed, () => refresh?.call(pub))
+      // The cluster client routes commands by its own map of the slots; the subscriptions
+      // compare it with each read of theirs and have it read again when it lags.
+      const cluster = pub as { slots?: string[][], refreshSlotsCache?: () => void }
+      const sharded = new ShardedSubscriptions(pub, connections.shard, fixed, {
+        routeOf: (slot) => cluster.slots?.[slot]?.[0],
+        refresh: () => cluster.refreshSlotsCache?.()
+      })
       this.subscriptions = sharded
       this.slotsMayHaveMoved = () => sharded.check()
     } else {

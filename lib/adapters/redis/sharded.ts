@@ -33,6 +33,14 @@ interface Shard {
 /** Makes the connection to a master (host, port): the adapter's, with the cluster's connection options. */
 export type ShardConnector = (host: string, port: number) => RedisClient
 
+/** The cluster client's own map of the slots, by which it routes publishes and scripts. */
+export interface ClusterRouting {
+  /** `host:port` it sends this slot's commands to; undefined before it read the slots */
+  routeOf: (slot: number) => string | undefined
+  /** reads the slots again (a refresh already running is not restarted) */
+  refresh: () => void
+}
+
 /**
  * Sharded pub/sub on a Redis Cluster: each channel is subscribed on the
  * master that serves its slot, with one connection per master, and a
@@ -50,8 +58,7 @@ export type ShardConnector = (host: string, port: number) => RedisClient
 export class ShardedSubscriptions implements Subscriptions {
   private readonly cluster: RedisClient
   private readonly connect: ShardConnector
-  /** called when a read of the slots finds owners changed (a failover, a reshard) */
-  private readonly slotsChanged: () => void
+  private readonly routing: ClusterRouting
   private readonly wanted: Set<string>
   private readonly shards = new Map<string, Shard>()
   /** slot -> `host:port` of its master; empty until read */
@@ -70,10 +77,10 @@ export class ShardedSubscriptions implements Subscriptions {
   /** start() waiting for the first subscriptions, or the first failure */
   private starting: (() => void) | null = null
 
-  constructor (cluster: RedisClient, connect: ShardConnector, fixed: readonly string[], slotsChanged: () => void) {
+  constructor (cluster: RedisClient, connect: ShardConnector, fixed: readonly string[], routing: ClusterRouting) {
     this.cluster = cluster
     this.connect = connect
-    this.slotsChanged = slotsChanged
+    this.routing = routing
     this.wanted = new Set(fixed)
   }
 
@@ -280,7 +287,14 @@ export class ShardedSubscriptions implements Subscriptions {
       events.ready()
       void this.sync(false)
     })
-    client.on('smessageBuffer', (channel: Buffer, payload: Buffer) => events.message(channel.toString(), payload))
+    client.on('smessageBuffer', (channel: Buffer, payload: Buffer) => {
+      const name = channel.toString()
+      // Only from where the channel is subscribed now. A connection dropped (or a
+      // channel left) still reads what was sent before the server saw it go, and
+      // after a failover the old master, a replica now, still passes on what its
+      // shard publishes: the channel's new master delivers that too.
+      if (shard.live && shard.channels.has(name)) events.message(name, payload)
+    })
     client.on('error', (err: Error) => events.failed(`subscriber ${node}`, err))
     // The server dropped channels of a slot that moved (ioredis 6 tells so): the slots are read again.
     client.on('moved', () => {
@@ -332,9 +346,14 @@ export class ShardedSubscriptions implements Subscriptions {
         if (address === '' || address === '?') continue
         owners.fill(`${address}:${port}`, start, end + 1)
       }
-      const changed = this.owners.length > 0 && owners.some((owner, slot) => owner !== this.owners[slot])
       this.owners = owners
-      if (changed) this.slotsChanged()
+      // The cluster client reads the slots only when told, from a node of its
+      // choice, which during a failover may not know yet: one that still routes
+      // a slot to its old master is told again at each read (every 10 s, and
+      // after each failure). A demoted master still runs an SPUBLISH sent to it
+      // and passes it on, so nothing fails to show that the route is stale.
+      const { routeOf, refresh } = this.routing
+      if (owners.some((owner, slot) => owner !== '' && (routeOf(slot) ?? owner) !== owner)) refresh()
     } finally {
       clearTimeout(timer)
     }
