@@ -483,7 +483,7 @@ t.test('a resume whose read took so long that the instance\'s own copy moved on 
 })
 
 t.test('messages held ahead of a gap are bounded; the rest is read with the gap', async (t) => {
-  const { MAX_AHEAD } = await import('../lib/history/index')
+  const { MAX_AHEAD } = await import('../lib/history/sequencer')
   const { hub, store } = await setup(t)
   const member = new Recorder('a')
   enter(hub, 'r:1', member)

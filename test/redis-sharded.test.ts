@@ -195,6 +195,19 @@ t.test('on a real Redis Cluster of 3 masters', async (t) => {
     await subscribed(b, 0)
     const owner = plain(t, await cluster.masterOf(channelOf(prefix, rooms[1])))
     await until(async () => (await owner.call('PUBSUB', 'SHARDNUMSUB', channelOf(prefix, rooms[1])) as [string, number])[1] === 0, 10_000, 'the channel unsubscribed')
+
+    // Two channels of one slot left in one turn while their shard keeps another one: unsubscribed together.
+    const same = ['same}1', 'same}2', 'same}3'].map((room) => channelOf(prefix, room))
+    const both = await b.join(['same}1', 'same}2'])
+    const keep = await b.join(['same}3'])
+    await subscribed(b, 3)
+    both.close()
+    await subscribed(b, 1)
+    const sameOwner = plain(t, await cluster.masterOf(same[0]))
+    const counts = async (): Promise<unknown[]> => (await sameOwner.call('PUBSUB', 'SHARDNUMSUB', ...same) as unknown[]).filter((_, i) => i % 2 === 1)
+    await until(async () => JSON.stringify(await counts()) === '[0,0,1]', 10_000, 'same}1 and same}2 unsubscribed, same}3 kept')
+    keep.close()
+    await subscribed(b, 0)
     t.equal(statsOf(b).redisInvalidMessages, 0)
   })
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { Encoded } from '../codec'
 
 /** A message of a history room as this instance keeps it: the encoded bytes the live send wrote. */
@@ -5,6 +6,11 @@ export interface Entry {
   readonly offset: number
   readonly message: Encoded
   readonly time: number
+}
+
+/** A new epoch, the name of a room's history until it is lost: 48 random bits, base64url (8 characters, nothing to escape in JSON). */
+export function newEpoch (): string {
+  return randomBytes(6).toString('base64url')
 }
 
 /** Why the messages after a position cannot be given back exactly. */

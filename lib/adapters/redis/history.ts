@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto'
 import type { AdapterHistory, EncodedMessage, HistoryPolicy, HistoryRead, Position, RedisClient, StoredMessage } from '../../../types/index'
 import { encodedFrom } from '../../codec'
+import { newEpoch } from '../../history/log'
 import { type Publishing, roomTag } from './keys'
+import { type Arg, checkReady, runScript, script, type Script } from './scripts'
 import { historyFrameStart } from './wire'
 
 // ------------------------------------------------------------------ the store
@@ -83,21 +84,7 @@ local epoch, top = meta(ARGV[1])
 return { top, epoch, redis.call('XRANGE', KEYS[2], ARGV[2], '+', 'COUNT', ARGV[3]) or {} }
 `
 
-interface Script {
-  readonly source: string
-  readonly sha: string
-}
-
-function script (source: string): Script {
-  return { source, sha: createHash('sha1').update(source).digest('hex') }
-}
-
 const scripts = { append: script(APPEND), position: script(POSITION), read: script(READ), renew: script(RENEW) }
-
-/** A new epoch: 48 random bits, base64url (8 characters, nothing to escape in JSON). */
-function newEpoch (): string {
-  return randomBytes(6).toString('base64url')
-}
 
 /** An entry of XRANGE as Buffers: its id, and its fields as the append script wrote them (d, b, t). */
 type Entry = [id: Buffer, fields: [Buffer, Buffer, Buffer, Buffer, Buffer, Buffer]]
@@ -159,25 +146,10 @@ export class RedisHistory implements AdapterHistory {
     return { position: { offset, epoch: epoch.toString() }, messages }
   }
 
-  /** Runs a script on a room's keys: EVALSHA, and EVAL when Redis does not have it (yet, or any more). */
-  private async run (which: Script, room: string, args: Array<string | number | Buffer>): Promise<unknown> {
-    const { client } = this
-    if (this.closed) throw new Error('the Redis adapter is closed')
-    if (client.status !== 'ready') throw new Error(`Redis connection is ${client.status}`)
-    if (typeof client.callBuffer !== 'function') throw new Error('the Redis client has no callBuffer(): history rooms need an ioredis client')
+  /** Runs a script on a room's keys. */
+  private async run (which: Script, room: string, args: Arg[]): Promise<unknown> {
+    checkReady(this.client, this.closed, 'history')
     const tag = roomTag(room)
-    const keys = [`${this.prefix}:h:${tag}`, `${this.prefix}:s:${tag}`]
-    try {
-      try {
-        return await client.callBuffer('EVALSHA', which.sha, keys.length, ...keys, ...args)
-      } catch (err) {
-        // On a cluster client without retries (the adapter's own) the message is wrapped: "Too many Cluster redirections. Last error: …NOSCRIPT…".
-        if (!(err as Error).message.includes('NOSCRIPT')) throw err
-        return await client.callBuffer('EVAL', which.source, keys.length, ...keys, ...args)
-      }
-    } catch (err) {
-      this.publishing.failed()
-      throw err
-    }
+    return await runScript(this.client, which, [`${this.prefix}:h:${tag}`, `${this.prefix}:s:${tag}`], args, () => this.publishing.failed())
   }
 }

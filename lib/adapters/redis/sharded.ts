@@ -35,7 +35,7 @@ export type ShardConnector = (host: string, port: number) => RedisClient
 
 /** The cluster client's own map of the slots, by which it routes publishes and scripts. */
 export interface ClusterRouting {
-  /** `host:port` it sends this slot's commands to; undefined before it read the slots */
+  /** `host:port` it sends this slot's commands to; undefined before it read the slots (then it is told to) */
   routeOf: (slot: number) => string | undefined
   /** reads the slots again (a refresh already running is not restarted) */
   refresh: () => void
@@ -353,7 +353,7 @@ export class ShardedSubscriptions implements Subscriptions {
       // after each failure). A demoted master still runs an SPUBLISH sent to it
       // and passes it on, so nothing fails to show that the route is stale.
       const { routeOf, refresh } = this.routing
-      if (owners.some((owner, slot) => owner !== '' && (routeOf(slot) ?? owner) !== owner)) refresh()
+      if (owners.some((owner, slot) => routeOf(slot) !== owner)) refresh()
     } finally {
       clearTimeout(timer)
     }
