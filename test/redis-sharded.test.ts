@@ -1,3 +1,4 @@
+import { type AddressInfo, connect as connectTcp, createServer, type Socket } from 'node:net'
 import t from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import { RedisAdapter, redisAdapter } from '../lib/adapters/redis'
@@ -352,6 +353,48 @@ t.test('on a real Redis Cluster of 3 masters', async (t) => {
     b.app.getWebSocket().broadcast(room, 'last')
     await onA.waitFor(4)
     t.same(received(onA), ['first', 'first', 'last'], 'once from the current connection, never from the dropped one')
+  })
+
+  t.test('natMap: the shard connections go where the cluster client\'s natMap says, as its own do', async (t) => {
+    // A TCP relay per node, named by the natMap instead of the node (as a NAT would): it counts the SSUBSCRIBEs that cross it.
+    const subscribesVia = new Map<string, number>()
+    const natMap: Record<string, { host: string, port: number }> = {}
+    for (const address of cluster.nodes) {
+      const key = `${address.host}:${address.port}`
+      subscribesVia.set(key, 0)
+      const open = new Set<Socket>()
+      const relay = createServer((inbound) => {
+        const outbound = connectTcp(address.port, address.host)
+        for (const socket of [inbound, outbound]) {
+          open.add(socket)
+          socket.on('error', () => {})
+          socket.on('close', () => { open.delete(socket); inbound.destroy(); outbound.destroy() })
+        }
+        inbound.on('data', (chunk: Buffer) => {
+          if (chunk.toString('latin1').toLowerCase().includes('ssubscribe')) subscribesVia.set(key, (subscribesVia.get(key) as number) + 1)
+        })
+        inbound.pipe(outbound)
+        outbound.pipe(inbound)
+      })
+      await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
+      natMap[key] = { host: '127.0.0.1', port: (relay.address() as AddressInfo).port }
+      t.teardown(async () => {
+        for (const socket of open) socket.destroy()
+        await new Promise((resolve) => relay.close(resolve))
+      })
+    }
+
+    const prefix = uniquePrefix('natmap')
+    const a = await node(t, redisAdapter({ cluster: cluster.nodes }, { prefix }))
+    const b = await node(t, redisAdapter({ cluster: [natMap[`${cluster.nodes[0].host}:${cluster.nodes[0].port}`]], clusterOptions: { natMap } }, { prefix }))
+    const rooms = (await roomsOnEveryShard(cluster, prefix, 'mapped')).flat()
+    const onB = await b.join(rooms)
+    await subscribed(b, rooms.length)
+    for (const room of rooms) a.app.getWebSocket().broadcast(room, room)
+    await onB.waitFor(1 + rooms.length)
+    t.same(received(onB).sort(), [...rooms].sort(), 'every room of every shard, through the relays')
+    const masters = await cluster.masters()
+    t.same(masters.map((master) => subscribesVia.get(`${master.host}:${master.port}`) as number > 0), masters.map(() => true), 'each master\'s subscriptions went through its relay')
   })
 
   t.test('an instance that stops beating is reaped by another, across shards', async (t) => {

@@ -24,6 +24,9 @@ function noop (): void {}
 const isCount = (value: unknown): value is number => typeof value === 'number'
 const isRoomList = (value: unknown): value is string[] => Array.isArray(value)
 
+/** A cluster node's address, as ioredis's natMapper takes and gives it. */
+interface NodeAddress { host: string, port: number }
+
 /**
  * The transport between instances over Redis pub/sub. The host (the plugin)
  * keeps the rooms and delivers to its own sockets; this adapter publishes
@@ -116,10 +119,15 @@ export class RedisAdapter implements Adapter {
     if (connections.sub === null) {
       // The cluster client routes commands by its own map of the slots; the subscriptions
       // compare it with each read of theirs and have it read again when it lags.
-      const cluster = pub as { slots?: string[][], refreshSlotsCache?: () => void }
+      // Its nodes' addresses go through its `natMap` (ioredis's natMapper), the shard connections' too.
+      const cluster = pub as { slots?: string[][], refreshSlotsCache?: () => void, natMapper?: (node: NodeAddress) => NodeAddress }
       const sharded = new ShardedSubscriptions(pub, connections.shard, fixed, {
         routeOf: (slot) => cluster.slots?.[slot]?.[0],
-        refresh: () => cluster.refreshSlotsCache?.()
+        refresh: () => cluster.refreshSlotsCache?.(),
+        addressOf: (host, port) => {
+          const mapped = cluster.natMapper?.({ host, port }) ?? { host, port }
+          return `${mapped.host}:${mapped.port}`
+        }
       })
       this.subscriptions = sharded
       this.slotsMayHaveMoved = () => sharded.check()

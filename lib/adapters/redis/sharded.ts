@@ -39,6 +39,8 @@ export interface ClusterRouting {
   routeOf: (slot: number) => string | undefined
   /** reads the slots again (a refresh already running is not restarted) */
   refresh: () => void
+  /** `host:port` to connect to for a node as CLUSTER SLOTS names it: through the client's `natMap`, if any */
+  addressOf: (host: string, port: number) => string
 }
 
 /**
@@ -344,7 +346,7 @@ export class ShardedSubscriptions implements Subscriptions {
         // An empty or `?` endpoint: the master's address is not known; its slots stay unserved for now.
         /* c8 ignore next -- seen only while a node joins (its endpoint is not announced yet) */
         if (address === '' || address === '?') continue
-        owners.fill(`${address}:${port}`, start, end + 1)
+        owners.fill(this.routing.addressOf(address, port), start, end + 1)
       }
       this.owners = owners
       // The cluster client reads the slots only when told, from a node of its
