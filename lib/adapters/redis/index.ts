@@ -120,12 +120,13 @@ export class RedisAdapter implements Adapter {
       // The cluster client routes commands by its own map of the slots; the subscriptions
       // compare it with each read of theirs and have it read again when it lags.
       // Its nodes' addresses go through its `natMap` (ioredis's natMapper), the shard connections' too.
-      const cluster = pub as { slots?: string[][], refreshSlotsCache?: () => void, natMapper?: (node: NodeAddress) => NodeAddress }
+      // (An ioredis Cluster has all three; the client was checked to be one.)
+      const cluster = pub as unknown as { slots: Array<string[] | undefined>, refreshSlotsCache: () => void, natMapper: (node: NodeAddress) => NodeAddress }
       const sharded = new ShardedSubscriptions(pub, connections.shard, fixed, {
-        routeOf: (slot) => cluster.slots?.[slot]?.[0],
-        refresh: () => cluster.refreshSlotsCache?.(),
+        routeOf: (slot) => cluster.slots[slot]?.[0],
+        refresh: () => cluster.refreshSlotsCache(),
         addressOf: (host, port) => {
-          const mapped = cluster.natMapper?.({ host, port }) ?? { host, port }
+          const mapped = cluster.natMapper({ host, port })
           return `${mapped.host}:${mapped.port}`
         }
       })
